@@ -1,0 +1,357 @@
+"""Load flow-record CSV files of any supported layout into one typed, cleaned frame.
+
+The returned frame has these columns, whatever the layout:
+
+- `receiver` (str): the receiver address, kept verbatim (IPv4, IPv6, MAC or `0`);
+- `time` (datetime, microseconds): the flow start time;
+- `row` (int64): position in the input, counting across files, for stable sorting;
+- `label` (int8): 0 benign, 1 attack;
+- `category` (str): the attack category, null for benign rows;
+- `connection_type` (str): only for layouts that have the column;
+- the layout's numeric features (float64, nulls where a value was missing, not a
+  number, or infinite) and its protocol column (int64, null when not a number).
+
+Every row dropped and every value repaired is counted in a `CleaningRecord`.
+"""
+
+import dataclasses
+import os
+from collections.abc import Sequence
+
+from absl import logging
+import polars as pl
+
+from ctal_jax.data import layouts as layouts_lib
+from ctal_jax.data.layouts import Layout
+
+
+class DataError(ValueError):
+  """Invalid input data; the message names the file, the column or value, and the fix."""
+
+
+@dataclasses.dataclass
+class CleaningRecord:
+  """What loading read, dropped and repaired."""
+
+  files: list[str] = dataclasses.field(default_factory=list)
+  rows_read: int = 0
+  # Reason -> number of rows dropped for it.
+  rows_dropped: dict[str, int] = dataclasses.field(default_factory=dict)
+  # Column -> {repair -> number of values}.
+  values_repaired: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
+  time_format: str = ""
+  extra_columns: list[str] = dataclasses.field(default_factory=list)
+
+  @property
+  def rows_kept(self) -> int:
+    return self.rows_read - sum(self.rows_dropped.values())
+
+  def drop(self, reason: str, count: int) -> None:
+    if count:
+      self.rows_dropped[reason] = self.rows_dropped.get(reason, 0) + count
+
+  def repair(self, column: str, repair: str, count: int) -> None:
+    if count:
+      repairs = self.values_repaired.setdefault(column, {})
+      repairs[repair] = repairs.get(repair, 0) + count
+
+  def to_dict(self) -> dict:
+    return {
+        "files": list(self.files),
+        "rows_read": self.rows_read,
+        "rows_kept": self.rows_kept,
+        "rows_dropped": dict(self.rows_dropped),
+        "values_repaired": {k: dict(v) for k, v in self.values_repaired.items()},
+        "time_format": self.time_format,
+        "extra_columns": list(self.extra_columns),
+    }
+
+
+@dataclasses.dataclass
+class Loaded:
+  """A cleaned frame, the layout it was read as, and the cleaning record."""
+
+  frame: pl.DataFrame
+  layout: Layout
+  record: CleaningRecord
+
+
+def expand_paths(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str]:
+  """Expand a file, a folder (its `*.csv` files, sorted) or a list of both into files."""
+  if isinstance(paths, (str, os.PathLike)):
+    paths = [paths]
+  files = []
+  for path in paths:
+    path = os.fspath(path)
+    if os.path.isdir(path):
+      found = sorted(
+          os.path.join(path, name) for name in os.listdir(path)
+          if name.lower().endswith(".csv")
+      )
+      if not found:
+        raise DataError(f"{path}: folder holds no .csv file; point to a CSV file or a folder of them.")
+      files.extend(found)
+    elif os.path.isfile(path):
+      files.append(path)
+    else:
+      raise DataError(f"{path}: no such file or folder.")
+  if not files:
+    raise DataError("No input file given; pass a CSV file or a folder of CSV files.")
+  return files
+
+
+def read_header(path: str) -> list[str]:
+  """Return the stripped column names of a CSV file, rejecting empty and binary files."""
+  with open(path, "rb") as handle:
+    head = handle.read(65536)
+  if not head.strip():
+    raise DataError(f"{path}: file is empty; expected a flow-record CSV with a header row.")
+  if b"\x00" in head:
+    raise DataError(f"{path}: file is binary, not a CSV text file; export the flow records as CSV.")
+  first_line = head.splitlines()[0].decode("utf-8", errors="replace")
+  names = [name.strip().strip('"').strip() for name in first_line.split(",")]
+  if len(names) < 2:
+    raise DataError(f"{path}: first line has no comma-separated header; expected a CSV file.")
+  duplicated = sorted({name for name in names if names.count(name) > 1})
+  if duplicated:
+    raise DataError(f"{path}: column names repeat after stripping spaces: {', '.join(duplicated)}.")
+  return names
+
+
+def match_layouts(path: str, names: Sequence[str]) -> list[Layout]:
+  """Return every layout whose columns are all in `names`, or raise naming the closest."""
+  present = set(names)
+  matches = [layout for layout in layouts_lib.LAYOUTS if set(layout.columns) <= present]
+  if matches:
+    return matches
+
+  closest = max(layouts_lib.LAYOUTS, key=lambda layout: len(set(layout.columns) & present))
+  missing = [column for column in closest.columns if column not in present]
+  shown = ", ".join(missing[:12]) + (f" and {len(missing) - 12} more" if len(missing) > 12 else "")
+  raise DataError(
+      f"{path}: matches no supported layout; closest is {closest.name} ({closest.dataset}), "
+      f"which needs the missing columns {shown}. Supported layouts: "
+      f"{', '.join(layout.name for layout in layouts_lib.LAYOUTS)}."
+  )
+
+
+def _scan(path: str, names: Sequence[str], needed: Sequence[str]) -> pl.LazyFrame:
+  """Scan a CSV as strings, with stripped column names, keeping the `needed` columns."""
+  raw = pl.scan_csv(path, infer_schema=False, encoding="utf8-lossy", has_header=True)
+  raw_names = raw.collect_schema().names()
+  renamed = raw.rename(dict(zip(raw_names, names)))
+  return renamed.select(needed)
+
+
+def _needed_columns(layout: Layout) -> list[str]:
+  columns = [layout.receiver, layout.time, layout.label, layout.category]
+  if layout.connection_type:
+    columns.append(layout.connection_type)
+  columns.extend(layout.numeric_columns)
+  return list(dict.fromkeys(columns))
+
+
+def _detect_time_format(path: str, times: pl.Series, layout: Layout) -> str | None:
+  """Return the first of the layout's time formats that parses every value, or None."""
+  for time_format in layout.time_formats:
+    parsed = times.str.to_datetime(time_format, strict=False, time_unit="us")
+    if parsed.null_count() == 0:
+      return time_format
+  return None
+
+
+def _time_failure(path: str, times: pl.Series, candidates: Sequence[Layout]) -> DataError:
+  layout = candidates[0]
+  failures = []
+  for time_format in dict.fromkeys(f for c in candidates for f in c.time_formats):
+    parsed = times.str.to_datetime(time_format, strict=False, time_unit="us")
+    first_bad = parsed.is_null().arg_true()[0]
+    failures.append(f"{time_format!r} fails on {times[first_bad]!r}")
+  return DataError(
+      f"{path}: no known time format parses every value of column {layout.time!r} "
+      f"({'; '.join(failures)}); fix or remove the offending rows."
+  )
+
+
+def _read_file(path: str, record: CleaningRecord) -> tuple[pl.DataFrame, Layout, str]:
+  """Read one file as strings, drop repeated headers and empty keys, detect the layout."""
+  names = read_header(path)
+  candidates = match_layouts(path, names)
+  # Candidates differ only in their time formats, so they share the needed columns.
+  layout = candidates[0]
+  extra = [name for name in names if name not in layout.columns]
+  record.extra_columns.extend(name for name in extra if name not in record.extra_columns)
+
+  try:
+    frame = _scan(path, names, _needed_columns(layout)).collect()
+  except pl.exceptions.PolarsError as error:
+    first_line = str(error).strip().splitlines()[0]
+    raise DataError(f"{path}: CSV could not be parsed ({first_line}); check the file is a comma-separated export.") from None
+  record.rows_read += frame.height
+
+  strip = [pl.col(column).str.strip_chars() for column in frame.columns]
+  frame = frame.with_columns(strip)
+
+  repeated_header = frame[layout.time] == layout.time
+  repeated_header = repeated_header.fill_null(False)
+  record.drop("repeated header row", int(repeated_header.sum()))
+  frame = frame.filter(~repeated_header)
+
+  for key, reason in ((layout.receiver, "empty receiver"), (layout.time, "empty time")):
+    empty = frame[key].is_null() | (frame[key] == "")
+    record.drop(f"{reason} ({key})", int(empty.sum()))
+    frame = frame.filter(~empty)
+
+  if frame.height == 0:
+    raise DataError(f"{path}: no data rows after the header; expected flow records.")
+
+  for layout in candidates:
+    time_format = _detect_time_format(path, frame[layout.time], layout)
+    if time_format is not None:
+      return frame, layout, time_format
+  raise _time_failure(path, frame[layout.time], candidates)
+
+
+def _labels(path: str, frame: pl.DataFrame, layout: Layout) -> pl.DataFrame:
+  """Add `label` (0/1) and `category` from the layout's label columns."""
+  label = frame[layout.label]
+  missing = label.is_null() | (label == "")
+  if missing.any():
+    row = int(missing.arg_true()[0])
+    raise DataError(f"{path}: column {layout.label!r} is empty in data row {row + 1}; every row needs a label.")
+
+  benign = label.is_in(list(layout.benign_values))
+  if layout.label != layout.category:
+    allowed = set(layout.benign_values) | {"1"}
+    unknown = sorted(set(label.unique().to_list()) - allowed)
+    if unknown:
+      raise DataError(
+          f"{path}: column {layout.label!r} holds {unknown[:5]}; expected "
+          f"{sorted(allowed)} (benign {list(layout.benign_values)})."
+      )
+
+  category = pl.when(benign).then(None).otherwise(pl.col(layout.category))
+  return frame.with_columns(
+      label=(~benign).cast(pl.Int8),
+      category=category,
+  )
+
+
+def _coerce_numeric(frame: pl.DataFrame, layout: Layout, record: CleaningRecord) -> pl.DataFrame:
+  """Cast feature and protocol columns to numbers, turning bad values into nulls."""
+  columns = list(layout.numeric_columns)
+  as_float = frame.select([pl.col(c).cast(pl.Float64, strict=False) for c in columns])
+
+  counts = frame.select(
+      [(pl.col(c).is_null() | (pl.col(c) == "")).sum().alias(c) for c in columns]
+  ).row(0)
+  unparsed = as_float.select(pl.all().is_null().sum()).row(0)
+  infinite = as_float.select(pl.all().is_infinite().sum()).row(0)
+  nan = as_float.select(pl.all().is_nan().sum()).row(0)
+  for column, empty, null, inf, nan_count in zip(columns, counts, unparsed, infinite, nan):
+    record.repair(column, "empty -> null", empty)
+    record.repair(column, "not a number -> null", null - empty)
+    record.repair(column, "inf -> null", inf)
+    record.repair(column, "NaN -> null", nan_count)
+
+  cleaned = as_float.with_columns(
+      [pl.when(pl.col(c).is_finite()).then(pl.col(c)).otherwise(None).alias(c) for c in columns]
+  )
+  protocol = cleaned[layout.protocol]
+  fractional = protocol.is_not_null() & (protocol != protocol.round(0))
+  record.repair(layout.protocol, "fractional -> null", int(fractional.sum()))
+  cleaned = cleaned.with_columns(
+      pl.when(fractional.not_()).then(pl.col(layout.protocol)).otherwise(None)
+      .cast(pl.Int64).alias(layout.protocol)
+  )
+  return frame.drop(columns).hstack(cleaned)
+
+
+def load(
+    paths: str | os.PathLike | Sequence[str | os.PathLike],
+    *,
+    connection_type: str | None = None,
+) -> Loaded:
+  """Load one CSV, several, or a folder of them, all of one layout.
+
+  Args:
+    paths: a file, a folder (every `*.csv` in it) or a list of files and folders.
+    connection_type: keep only rows whose connection type equals this value
+      (`wired` or `wireless`); only for layouts with that column.
+
+  Raises:
+    DataError: on a missing, empty or binary file, a file that matches no layout,
+      files of different layouts, unparseable times or labels, or a filter that
+      the layout cannot apply.
+  """
+  files = expand_paths(paths)
+  record = CleaningRecord(files=files)
+
+  frames = []
+  layout = None
+  for path in files:
+    frame, file_layout, time_format = _read_file(path, record)
+    if layout is None:
+      layout, record.time_format = file_layout, time_format
+    elif file_layout.name != layout.name:
+      raise DataError(
+          f"{path}: layout {file_layout.name} differs from {layout.name} of {files[0]}; "
+          f"load files of one layout together."
+      )
+    elif time_format != record.time_format:
+      raise DataError(
+          f"{path}: times parse as {time_format!r}, but {files[0]} parses as "
+          f"{record.time_format!r}; load files of one time format together."
+      )
+    frames.append(_labels(path, frame, layout))
+  logging.info("Layout %s (%s); time format %r.", layout.name, layout.description, record.time_format)
+
+  frame = pl.concat(frames, how="vertical")
+  frame = _coerce_numeric(frame, layout, record)
+  frame = frame.with_columns(
+      receiver=pl.col(layout.receiver),
+      time=pl.col(layout.time).str.to_datetime(record.time_format, time_unit="us"),
+      row=pl.int_range(pl.len(), dtype=pl.Int64),
+  )
+
+  if connection_type is not None:
+    frame = _filter_connection_type(frame, layout, connection_type, files, record)
+
+  keep = ["receiver", "time", "row", "label", "category"]
+  if layout.connection_type:
+    frame = frame.with_columns(connection_type=pl.col(layout.connection_type))
+    keep.append("connection_type")
+  frame = frame.select(keep + list(layout.numeric_columns))
+
+  _log_record(record)
+  return Loaded(frame=frame, layout=layout, record=record)
+
+
+def _filter_connection_type(
+    frame: pl.DataFrame, layout: Layout, wanted: str, files: list[str], record: CleaningRecord,
+) -> pl.DataFrame:
+  if not layout.connection_type:
+    raise DataError(
+        f"{files[0]}: layout {layout.name} has no connection type column, so the "
+        f"connection_type={wanted!r} filter cannot apply; unset it for this layout."
+    )
+  values = frame[layout.connection_type]
+  known = sorted(set(values.drop_nulls().unique().to_list()))
+  if wanted not in known:
+    raise DataError(
+        f"{files[0]}: no row has {layout.connection_type!r} = {wanted!r}; values present: {known}."
+    )
+  keep = values == wanted
+  record.drop(f"{layout.connection_type} is not {wanted}", int((~keep).sum()))
+  return frame.filter(keep)
+
+
+def _log_record(record: CleaningRecord) -> None:
+  logging.info("Read %d rows from %d file(s); kept %d.", record.rows_read, len(record.files), record.rows_kept)
+  for reason, count in record.rows_dropped.items():
+    logging.info("Dropped %d rows: %s.", count, reason)
+  for column, repairs in record.values_repaired.items():
+    for repair, count in repairs.items():
+      logging.info("Column %r: %d values %s (imputed with the fitted median).", column, count, repair)
+  if record.extra_columns:
+    logging.info("Ignored columns outside the layout: %s.", ", ".join(record.extra_columns))
