@@ -8,7 +8,9 @@ from ctal_jax.data.layouts import Layout
 
 def signed_log(values: np.ndarray) -> np.ndarray:
   """Return `sign(x) * log1p(|x|)`, which keeps NaN as NaN."""
-  return np.sign(values) * np.log1p(np.abs(values))
+  # copysign in place equals the product with sign(x) and saves two temporary arrays.
+  result = np.log1p(np.abs(values))
+  return np.copysign(result, values, out=result)
 
 
 def protocol_one_hot(protocol: np.ndarray, layout: Layout) -> np.ndarray:
@@ -32,7 +34,10 @@ def feature_matrix(frame: pl.DataFrame, layout: Layout) -> tuple[np.ndarray, np.
     numeric: float32 [rows, len(layout.features)], NaN where the value was null.
     one_hot: float32 [rows, len(layout.protocols) + 1].
   """
-  numeric = frame.select(layout.features).to_numpy().astype(np.float64)
-  numeric = signed_log(numeric).astype(np.float32)
+  # Column by column, so that only one column at a time exists in float64.
+  numeric = np.empty((frame.height, len(layout.features)), np.float32)
+  for index, column in enumerate(layout.features):
+    values = frame[column].cast(pl.Float64).to_numpy()
+    numeric[:, index] = signed_log(values)
   protocol = frame[layout.protocol].fill_null(-1).to_numpy()
   return numeric, protocol_one_hot(protocol, layout)

@@ -108,7 +108,8 @@ def read_header(path: str) -> list[str]:
     raise DataError(f"{path}: file is empty; expected a flow-record CSV with a header row.")
   if b"\x00" in head:
     raise DataError(f"{path}: file is binary, not a CSV text file; export the flow records as CSV.")
-  first_line = head.splitlines()[0].decode("utf-8", errors="replace")
+  # `utf-8-sig` drops the byte order mark that spreadsheet exports put before the header.
+  first_line = head.splitlines()[0].decode("utf-8-sig", errors="replace")
   names = [name.strip().strip('"').strip() for name in first_line.split(",")]
   if len(names) < 2:
     raise DataError(f"{path}: first line has no comma-separated header; expected a CSV file.")
@@ -160,7 +161,7 @@ def _detect_time_format(path: str, times: pl.Series, layout: Layout) -> str | No
   return None
 
 
-def _time_failure(path: str, times: pl.Series, candidates: Sequence[Layout]) -> DataError:
+def _time_failure(source: str, times: pl.Series, candidates: Sequence[Layout]) -> DataError:
   layout = candidates[0]
   failures = []
   for time_format in dict.fromkeys(f for c in candidates for f in c.time_formats):
@@ -168,13 +169,17 @@ def _time_failure(path: str, times: pl.Series, candidates: Sequence[Layout]) -> 
     first_bad = parsed.is_null().arg_true()[0]
     failures.append(f"{time_format!r} fails on {times[first_bad]!r}")
   return DataError(
-      f"{path}: no known time format parses every value of column {layout.time!r} "
+      f"{source}: no known time format parses every value of column {layout.time!r} "
       f"({'; '.join(failures)}); fix or remove the offending rows."
   )
 
 
-def _read_file(path: str, record: CleaningRecord) -> tuple[pl.DataFrame, Layout, str]:
-  """Read one file as strings, drop repeated headers and empty keys, detect the layout."""
+def _read_file(path: str, record: CleaningRecord) -> tuple[pl.DataFrame, list[Layout]]:
+  """Read one file as strings, drop repeated headers and empty keys.
+
+  Returns the frame and the layouts whose columns the file has. Those layouts differ
+  only in their time formats, which `load` checks against the times of every file.
+  """
   names = read_header(path)
   candidates = match_layouts(path, names)
   # Candidates differ only in their time formats, so they share the needed columns.
@@ -189,8 +194,9 @@ def _read_file(path: str, record: CleaningRecord) -> tuple[pl.DataFrame, Layout,
     raise DataError(f"{path}: CSV could not be parsed ({first_line}); check the file is a comma-separated export.") from None
   record.rows_read += frame.height
 
-  strip = [pl.col(column).str.strip_chars() for column in frame.columns]
-  frame = frame.with_columns(strip)
+  # Numeric columns are stripped later, and only where a value fails to parse as is.
+  keys = [column for column in frame.columns if column not in layout.numeric_columns]
+  frame = frame.with_columns([pl.col(column).str.strip_chars() for column in keys])
 
   repeated_header = frame[layout.time] == layout.time
   repeated_header = repeated_header.fill_null(False)
@@ -204,12 +210,21 @@ def _read_file(path: str, record: CleaningRecord) -> tuple[pl.DataFrame, Layout,
 
   if frame.height == 0:
     raise DataError(f"{path}: no data rows after the header; expected flow records.")
+  return frame, candidates
 
+
+def _detect_layout(files: list[str], times: pl.Series, candidates: Sequence[Layout]) -> tuple[Layout, str]:
+  """Return the first candidate layout and time format that parse every time of every file.
+
+  One format serves the whole call: a data set split into files (the per-class files
+  of the ACI re-release) must not get a different day/month order per file.
+  """
   for layout in candidates:
-    time_format = _detect_time_format(path, frame[layout.time], layout)
+    time_format = _detect_time_format(files[0], times, layout)
     if time_format is not None:
-      return frame, layout, time_format
-  raise _time_failure(path, frame[layout.time], candidates)
+      return layout, time_format
+  source = files[0] if len(files) == 1 else f"{files[0]} and {len(files) - 1} more file(s)"
+  raise _time_failure(source, times, candidates)
 
 
 def _labels(path: str, frame: pl.DataFrame, layout: Layout) -> pl.DataFrame:
@@ -242,10 +257,21 @@ def _coerce_numeric(frame: pl.DataFrame, layout: Layout, record: CleaningRecord)
   columns = list(layout.numeric_columns)
   as_float = frame.select([pl.col(c).cast(pl.Float64, strict=False) for c in columns])
 
-  counts = frame.select(
-      [(pl.col(c).is_null() | (pl.col(c) == "")).sum().alias(c) for c in columns]
-  ).row(0)
-  unparsed = as_float.select(pl.all().is_null().sum()).row(0)
+  # The cast does not skip spaces, so a column in which some value failed to parse is
+  # stripped and cast again. Clean files have no such column, which saves the strip.
+  # A value that is empty or only spaces counts as empty.
+  text_nulls = frame.select([pl.col(c).null_count() for c in columns]).row(0)
+  float_nulls = as_float.select(pl.all().null_count()).row(0)
+  empty_counts = dict(zip(columns, text_nulls))
+  retry = [c for c, text, number in zip(columns, text_nulls, float_nulls) if number > text]
+  if retry:
+    stripped = frame.select([pl.col(c).str.strip_chars() for c in retry])
+    empty = stripped.select([(pl.col(c).is_null() | (pl.col(c) == "")).sum() for c in retry])
+    empty_counts.update(zip(retry, empty.row(0)))
+    as_float = as_float.with_columns([stripped[c].cast(pl.Float64, strict=False) for c in retry])
+
+  counts = [empty_counts[c] for c in columns]
+  unparsed = as_float.select(pl.all().null_count()).row(0)
   infinite = as_float.select(pl.all().is_infinite().sum()).row(0)
   nan = as_float.select(pl.all().is_nan().sum()).row(0)
   for column, empty, null, inf, nan_count in zip(columns, counts, unparsed, infinite, nan):
@@ -287,23 +313,22 @@ def load(
   files = expand_paths(paths)
   record = CleaningRecord(files=files)
 
-  frames = []
-  layout = None
+  raw_frames = []
+  candidates = None
   for path in files:
-    frame, file_layout, time_format = _read_file(path, record)
-    if layout is None:
-      layout, record.time_format = file_layout, time_format
-    elif file_layout.name != layout.name:
+    frame, file_candidates = _read_file(path, record)
+    if candidates is None:
+      candidates = file_candidates
+    elif [c.name for c in file_candidates] != [c.name for c in candidates]:
       raise DataError(
-          f"{path}: layout {file_layout.name} differs from {layout.name} of {files[0]}; "
-          f"load files of one layout together."
+          f"{path}: layout {file_candidates[0].name} differs from {candidates[0].name} of "
+          f"{files[0]}; load files of one layout together."
       )
-    elif time_format != record.time_format:
-      raise DataError(
-          f"{path}: times parse as {time_format!r}, but {files[0]} parses as "
-          f"{record.time_format!r}; load files of one time format together."
-      )
-    frames.append(_labels(path, frame, layout))
+    raw_frames.append(frame)
+
+  times = pl.concat([frame[candidates[0].time] for frame in raw_frames])
+  layout, record.time_format = _detect_layout(files, times, candidates)
+  frames = [_labels(path, frame, layout) for path, frame in zip(files, raw_frames)]
   logging.info("Layout %s (%s); time format %r.", layout.name, layout.description, record.time_format)
 
   frame = pl.concat(frames, how="vertical")

@@ -63,8 +63,12 @@ class Scaler:
       )
     except (KeyError, TypeError, ValueError) as error:
       raise ScalerError(f"Scaler statistics are incomplete or invalid: {error!r}.") from None
+    if scaler.median.ndim != 1 or scaler.scale.ndim != 1:
+      raise ScalerError("Scaler statistics need median and scale as lists of numbers, one per feature.")
     if not (len(scaler.feature_names) == scaler.median.shape[0] == scaler.scale.shape[0]):
       raise ScalerError("Scaler statistics have different lengths for names, median and scale.")
+    if not (np.all(np.isfinite(scaler.median)) and np.all(np.isfinite(scaler.scale) & (scaler.scale > 0))):
+      raise ScalerError("Scaler statistics are invalid: every median must be finite and every scale finite and positive.")
     return scaler
 
   def save(self, path: str | os.PathLike) -> None:
@@ -80,7 +84,8 @@ class Scaler:
     try:
       with open(path) as handle:
         data = json.load(handle)
-    except (OSError, json.JSONDecodeError) as error:
+    # ValueError covers invalid JSON and bytes that are not UTF-8 text.
+    except (OSError, ValueError) as error:
       raise ScalerError(f"{os.fspath(path)}: cannot read scaler statistics ({error}).") from None
     return cls.from_dict(data)
 

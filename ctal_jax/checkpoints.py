@@ -1,0 +1,113 @@
+"""Orbax checkpoints of both phases, and the config guard that makes resuming safe.
+
+Layout under the workdir:
+
+- `checkpoints/source/<model>/<epoch>/`: the stacked per-seed training state of one
+  model's source phase (`state`: params, opt_state; `meta`: epoch and config hash).
+- `checkpoints/target/<n>/`: after the n-th model finished its target phase,
+  `state` holds every finished model's params and optimizer states stacked as
+  [draws, seeds, ...], and `meta` (JSON) holds everything else that scoring new data
+  needs: config and its hash, layouts, feature and protocol lists, attack
+  categories, scaler statistics, thresholds and per-run metrics.
+
+Orbax writes each step to a temporary folder and renames it when complete, so an
+interrupted save never leaves a half-written step behind.
+"""
+
+import hashlib
+import json
+import os
+
+import jax
+import orbax.checkpoint as ocp
+
+
+class ResumeError(RuntimeError):
+  """A workdir holds a run whose config differs from the one requested."""
+
+
+def config_hash(config_dict: dict) -> str:
+  """Return the SHA-256 of a config, as canonical JSON."""
+  text = json.dumps(config_dict, sort_keys=True, default=str)
+  return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+  lines = []
+  for key in sorted(set(old) | set(new)):
+    a, b = old.get(key), new.get(key)
+    if isinstance(a, dict) and isinstance(b, dict):
+      lines.extend(_differences(a, b, f"{prefix}{key}."))
+    elif a != b:
+      lines.append(f"{prefix}{key}: {a!r} -> {b!r}")
+  return lines
+
+
+def guard_workdir(workdir: str, config_dict: dict) -> bool:
+  """Write `config.json`, or check it against an earlier run in the same workdir.
+
+  Returns True when the workdir already held this config (the run resumes).
+
+  Raises:
+    ResumeError: the workdir holds a run with a different config.
+  """
+  path = os.path.join(workdir, "config.json")
+  digest = config_hash(config_dict)
+  if os.path.exists(path):
+    with open(path) as handle:
+      saved = json.load(handle)
+    if saved.get("hash") != digest:
+      changes = _differences(saved.get("config", {}), config_dict)
+      raise ResumeError(
+          f"{workdir} holds checkpoints of a run with config hash {saved.get('hash', '?')[:12]}, "
+          f"but this config hashes to {digest[:12]} ({'; '.join(changes[:5]) or 'same fields'}). "
+          "Use a new --workdir, or rerun with the saved config.json."
+      )
+    return True
+  os.makedirs(workdir, exist_ok=True)
+  write_json_atomic(path, {"hash": digest, "config": config_dict})
+  return False
+
+
+def write_json_atomic(path: str, data) -> None:
+  """Write JSON to `path` through a temporary file, so readers never see half a file."""
+  partial = path + ".partial"
+  with open(partial, "w") as handle:
+    json.dump(data, handle, indent=1, default=str)
+  os.replace(partial, path)
+
+
+def _manager(directory: str, max_to_keep: int) -> ocp.CheckpointManager:
+  options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True)
+  return ocp.CheckpointManager(os.path.abspath(directory), options=options, item_names=("state", "meta"))
+
+
+def source_manager(workdir: str, model: str) -> ocp.CheckpointManager:
+  return _manager(os.path.join(workdir, "checkpoints", "source", model), max_to_keep=2)
+
+
+def target_manager(workdir: str) -> ocp.CheckpointManager:
+  return _manager(os.path.join(workdir, "checkpoints", "target"), max_to_keep=2)
+
+
+def save(manager: ocp.CheckpointManager, step: int, state, meta: dict) -> None:
+  """Save `state` (a pytree of arrays) and `meta` (JSON) as one step; asynchronous."""
+  state = jax.device_get(state)
+  manager.save(step, args=ocp.args.Composite(
+      state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
+
+
+def restore_meta(manager: ocp.CheckpointManager, step: int | None = None) -> dict | None:
+  """Return the JSON part of a step (the latest by default), or None when there is none."""
+  step = manager.latest_step() if step is None else step
+  if step is None:
+    return None
+  restored = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+  return restored["meta"]
+
+
+def restore_state(manager: ocp.CheckpointManager, step: int, abstract_state):
+  """Restore the array part of a step into `abstract_state` (built with `jax.eval_shape`)."""
+  restored = manager.restore(step, args=ocp.args.Composite(
+      state=ocp.args.StandardRestore(abstract_state)))
+  return restored["state"]

@@ -1,0 +1,1 @@
+"""Training: losses, triplets, optimizers with freezing rules, and the jitted steps."""
