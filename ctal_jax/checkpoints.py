@@ -82,6 +82,12 @@ def _manager(directory: str, max_to_keep: int) -> ocp.CheckpointManager:
   return ocp.CheckpointManager(os.path.abspath(directory), options=options, item_names=("state", "meta"))
 
 
+def read_only_manager(directory: str) -> ocp.CheckpointManager:
+  """Open a checkpoint folder for restoring only: it creates, saves and deletes nothing."""
+  options = ocp.CheckpointManagerOptions(read_only=True, create=False, save_interval_steps=0)
+  return ocp.CheckpointManager(os.path.abspath(directory), options=options, item_names=("state", "meta"))
+
+
 def source_manager(workdir: str, model: str) -> ocp.CheckpointManager:
   return _manager(os.path.join(workdir, "checkpoints", "source", model), max_to_keep=2)
 
@@ -106,8 +112,15 @@ def restore_meta(manager: ocp.CheckpointManager, step: int | None = None) -> dic
   return restored["meta"]
 
 
-def restore_state(manager: ocp.CheckpointManager, step: int, abstract_state):
-  """Restore the array part of a step into `abstract_state` (built with `jax.eval_shape`)."""
-  restored = manager.restore(step, args=ocp.args.Composite(
-      state=ocp.args.StandardRestore(abstract_state)))
+def restore_state(manager: ocp.CheckpointManager, step: int, abstract_state, partial: bool = False):
+  """Restore the array part of a step into `abstract_state` (built with `jax.eval_shape`).
+
+  With `partial`, `abstract_state` may name a subset of the saved tree (for example
+  one model of a target step), and only that subset is read.
+  """
+  if partial:
+    state_args = ocp.args.PyTreeRestore(abstract_state, partial_restore=True)
+  else:
+    state_args = ocp.args.StandardRestore(abstract_state)
+  restored = manager.restore(step, args=ocp.args.Composite(state=state_args))
   return restored["state"]

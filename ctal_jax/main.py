@@ -1,5 +1,7 @@
 """Train and evaluate CTAL-VAE and its baselines; see configs/transfer.py for usage."""
 
+import logging as std_logging
+
 from absl import app
 from absl import flags
 from absl import logging
@@ -16,7 +18,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 def _quiet_libraries(record) -> bool:
   """Keep warnings of Orbax and JAX, drop their per-save and per-backend info lines."""
   noisy = "/orbax/" in record.pathname or "/jax/_src/" in record.pathname
-  return record.levelno >= logging.WARNING or not noisy
+  return record.levelno >= std_logging.WARNING or not noisy
 
 
 def main(argv):

@@ -338,12 +338,18 @@ def target_state_shape(config, name: str, experiment_meta: dict, n_eval: int):
   return stacked
 
 
-def restore_target_states(manager, config, meta: dict, experiment=None) -> dict:
-  """Restore every finished model's checkpoint state from the latest target step."""
+def restore_target_states(manager, config, meta: dict, experiment=None, names=None) -> dict:
+  """Restore finished models' checkpoint states from the latest target step.
+
+  `names` selects some of the finished models (default: all of them), and only
+  their arrays are read.
+  """
+  names = list(meta["completed"] if names is None else names)
   n_eval = meta["evaluation_windows"]
-  abstract = {name: target_state_shape(config, name, meta, n_eval) for name in meta["completed"]}
-  restored = checkpoints.restore_state(manager, manager.latest_step(), abstract)
-  return {name: jax.tree.map(np.asarray, restored[name]) for name in meta["completed"]}
+  abstract = {name: target_state_shape(config, name, meta, n_eval) for name in names}
+  partial = set(names) != set(meta["completed"])
+  restored = checkpoints.restore_state(manager, manager.latest_step(), abstract, partial=partial)
+  return {name: jax.tree.map(np.asarray, restored[name]) for name in names}
 
 
 def main_with_errors(config, workdir: str) -> None:

@@ -61,14 +61,10 @@ def make_hyper(config, variant: Variant, domain: str, batch_size: int) -> steps.
   )
 
 
-def stack_per_key(function, keys: jax.Array):
-  """Return `function(key)` for every key, stacked along a leading seed axis.
-
-  The function is jitted once and called per key, not vmapped.
-  """
+def stack_per_key(jitted, keys: jax.Array):
+  """Return `jitted(key)` for every key, stacked along a leading seed axis."""
   # NOTE: under jax 0.10.2 on CPU, jit(vmap(init_params)) with hidden 64 compiles
-  # and then never finishes executing; one jitted call per seed avoids it.
-  jitted = jax.jit(function)
+  # and then never finishes executing, so seeds are initialised one call each.
   results = [jitted(key) for key in keys]
   return jax.tree.map(lambda *leaves: jax.numpy.stack(leaves), *results)
 
@@ -103,8 +99,8 @@ def train_source(context: PhaseContext, data: dict, held_out: dict):
   config, model = context.config, context.model
   seq_len = data["x"].shape[1]
   optimizer = optimizers.source_optimizer(config.source.learning_rate, config.source.weight_decay)
-  states = stack_per_key(
-      lambda key: steps.init_state(key, model, optimizer, seq_len), fold(context.keys, _INIT))
+  init = jax.jit(lambda key: steps.init_state(key, model, optimizer, seq_len))
+  states = stack_per_key(init, fold(context.keys, _INIT))
 
   manager = checkpoints.source_manager(context.workdir, context.variant.name)
   first_epoch = manager.latest_step() or 0
@@ -158,11 +154,14 @@ class TargetTrainer:
         rules=context.variant.target_rules)
     # The KL warm-up belongs to the source phase; the target phase uses the full weight.
     self.chunk_fn = loop.make_chunk_fn(context.model, self.optimizer, warmup_epochs=0)
+    # Built once, so that every draw reuses the compiled programs.
+    self._init_params = jax.jit(lambda key: init_params(key, context.model, seq_len))
+    self._init_states = jax.jit(jax.vmap(lambda p: steps.state_from_params(p, self.optimizer)))
 
   def initial_params(self, source_params, draw: int):
     """Source core and adaptors with new target adaptors; all new without a source."""
     keys = fold(self.context.keys, _TARGET_INIT, draw)
-    fresh = stack_per_key(lambda key: init_params(key, self.context.model, self.seq_len), keys)
+    fresh = stack_per_key(self._init_params, keys)
     if source_params is None:
       return fresh
     adaptors = dict(source_params["adaptors"], target=fresh["adaptors"]["target"])
@@ -172,7 +171,7 @@ class TargetTrainer:
     """Train the target adaptors (or more, by the variant's rules) on one draw's shots."""
     config = self.context.config
     params = self.initial_params(source_params, draw)
-    states = jax.jit(jax.vmap(lambda p: steps.state_from_params(p, self.optimizer)))(params)
+    states = self._init_states(params)
     n_shots = data["x"].shape[0]
     return loop.run_epochs(
         self.chunk_fn, states, data, fold(self.context.keys, _TARGET_TRAIN, draw),
