@@ -7,6 +7,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from ctal_jax import distributed
 from ctal_jax import train
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -26,6 +27,7 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}.")
   logging.set_verbosity(logging.INFO)
   logging.get_absl_handler().addFilter(_quiet_libraries)
+  distributed.maybe_initialize_distributed()
   train.main_with_errors(_CONFIG.value, _WORKDIR.value)
 
 

@@ -101,7 +101,7 @@ def open_checkpoint(path: str) -> Checkpoint:
 
 
 def check_model(checkpoint: Checkpoint, name: str):
-  """Return the variant of a model that the checkpoint holds parameters for."""
+  """Return the variant of `name`, after checking that the checkpoint stores its parameters."""
   completed = checkpoint.meta["completed"]
   variant = variants_lib.VARIANTS.get(name.removesuffix("_labeled"))
   neural = [model for model in completed if variants_lib.VARIANTS[model.removesuffix("_labeled")].neural]
@@ -182,6 +182,7 @@ def restore_params(checkpoint: Checkpoint, name: str):
   # start, including those that end at an input check.
   from ctal_jax import train
 
+  logging.info("Restoring the parameters of %s from %s.", name, checkpoint.folder)
   states = train.restore_target_states(
       checkpoint.manager, checkpoint.config, checkpoint.meta, names=[name])
   return states[name]["params"]
@@ -292,8 +293,8 @@ def main(argv) -> int:
   try:
     score(_CHECKPOINT.value, _INPUT.value, _OUTPUT.value, _MODEL.value, _RUN.value)
   except ValueError as error:
-    # DataError, ScoreError and ScalerError are ValueErrors; so is a WindowSpec or
-    # config that the checkpoint holds but the code rejects.
+    # DataError, ScoreError and ScalerError are ValueErrors, and so is the error of
+    # saved window settings that this version of the code rejects.
     message = " ".join(str(error).split())
     print(f"error: {message}", file=sys.stderr)
     return 2

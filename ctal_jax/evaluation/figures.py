@@ -6,9 +6,9 @@
   that run's threshold, on a log axis when the scores are positive and span a factor
   of 10 or more.
 - `roc_pr.png`: ROC and precision-recall curves per model, every run faint, run 0 bold.
-- `training_source.png`, `training_target.png`: loss per epoch from metrics.jsonl, mean
-  over seeds with a min-max band; the source panel adds the held-out reconstruction
-  loss, and the target panels draw one line per draw.
+- `training_source.png`, `training_target.png`: loss per epoch from metrics.jsonl, as
+  the mean over seeds with a min-max band. The source figure adds the held-out
+  reconstruction loss, and the target panels draw one line per draw.
 
 Figures are drawn on `matplotlib.figure.Figure` objects with the Agg canvas, so no
 display is needed and the global pyplot state is never touched.
@@ -66,7 +66,8 @@ def write_figures(report: dict, workdir: str, labels, scores: dict) -> dict:
     if figure is None:
       logging.info("Figure %s skipped: nothing to draw.", name)
       continue
-    relative = os.path.join(FOLDER, f"{name}.png")
+    # Forward slashes on every system, because report.md links to these paths.
+    relative = f"{FOLDER}/{name}.png"
     save_png(figure, os.path.join(workdir, relative))
     written[name] = relative
   logging.info("Wrote %d figures to %s.", len(written), folder)
@@ -74,7 +75,7 @@ def write_figures(report: dict, workdir: str, labels, scores: dict) -> dict:
 
 
 def model_colors(names: list[str]) -> dict[str, str]:
-  """Give each model one color of the `tab10` cycle, the same in every figure."""
+  """Give each model one of the colors C0 to C9 (tab10 by default), the same in every figure."""
   palette = [f"C{index}" for index in range(10)]
   distinct = list(dict.fromkeys(name for name in names if name != FLAG_ALL))
   colors = {name: palette[index % len(palette)] for index, name in enumerate(distinct)}
@@ -104,7 +105,7 @@ def grid_shape(count: int, max_columns: int = 3) -> tuple[int, int]:
 
 
 def metric_bars(report: dict, colors: dict) -> Figure:
-  """Bars of mean ± std over runs per model, one panel per metric, runs as dots."""
+  """Draw bars of mean ± std over runs per model, one panel per metric, runs as dots."""
   models = report["models"]
   names = list(models)
   prevalence = report["data"]["evaluation"]["attack_prevalence"]
@@ -145,12 +146,12 @@ def metric_bars(report: dict, colors: dict) -> Figure:
 
 
 def score_histograms(labels: np.ndarray, scores: dict) -> Figure | None:
-  """Histogram of benign and attack scores of run 0 per model, with its threshold."""
+  """Draw histograms of benign and attack scores of run 0 per model, with its threshold."""
   if not scores:
     return None
   rows, columns = grid_shape(len(scores))
   figure = new_figure(4.5 * columns, 3.4 * rows)
-  axes = np.atleast_1d(figure.subplots(rows, columns, squeeze=False)).ravel()
+  axes = figure.subplots(rows, columns, squeeze=False).ravel()
 
   for ax, (name, (eval_scores, run_thresholds)) in zip(axes, scores.items()):
     run_scores = np.asarray(eval_scores, float).reshape(-1, np.shape(eval_scores)[-1])[0]
@@ -170,20 +171,25 @@ def histogram_panel(ax, labels: np.ndarray, run_scores: np.ndarray, threshold: f
   if values.size == 0:
     ax.text(0.5, 0.5, "no finite scores", ha="center", transform=ax.transAxes)
     return
-  log_x = wants_log_x(np.append(values, threshold) if np.isfinite(threshold) else values)
-  bins = score_bins(np.append(values, threshold) if np.isfinite(threshold) else values, log_x)
+  # The threshold is part of the range, so that its line is always inside the axis.
+  extent = np.append(values, threshold) if np.isfinite(threshold) else values
+  log_x = wants_log_x(extent)
+  bins = score_bins(extent, log_x)
 
   for label, name, color in ((0, "benign", _BENIGN_COLOR), (1, "attack", _ATTACK_COLOR)):
     chosen = run_scores[finite & (labels == label)]
     if chosen.size:
-      ax.hist(chosen, bins=bins, density=True, alpha=0.55, color=color, label=f"{name} ({chosen.size})")
+      # Each class sums to 1, so a rare class stays visible, and bar heights mean the
+      # same on a log axis, whose bins differ in width.
+      ax.hist(chosen, bins=bins, weights=np.full(chosen.size, 1.0 / chosen.size), alpha=0.55,
+              color=color, label=f"{name} ({chosen.size})")
   ax.axvline(threshold, color="black", linestyle="--", linewidth=1.2, label=f"threshold {threshold:.3g}")
 
   if log_x:
     ax.set_xscale("log")
   ax.set_xlabel("window score" + (" (log scale)" if log_x else ""))
-  ax.set_ylabel("density")
-  ax.legend(fontsize=8)
+  ax.set_ylabel("share of the class's windows")
+  ax.legend(fontsize=8, loc="best")
 
 
 def wants_log_x(values: np.ndarray) -> bool:
@@ -204,7 +210,7 @@ def score_bins(values: np.ndarray, log_x: bool, count: int = 40) -> np.ndarray:
 
 
 def roc_pr_curves(labels: np.ndarray, scores: dict, colors: dict) -> Figure | None:
-  """ROC and PR curves per model: every run faint, run 0 bold with its AUC in the legend."""
+  """Draw ROC and PR curves per model: every run faint, run 0 bold with its AUC in the legend."""
   if not scores or labels.min(initial=0) == labels.max(initial=0):
     return None
   figure = new_figure(11, 4.8)
@@ -296,7 +302,7 @@ def use_log_y(ax, values: list[np.ndarray]) -> None:
 
 
 def source_curves(records: list[dict], colors: dict) -> Figure | None:
-  """Source phase: training loss and held-out reconstruction loss per model."""
+  """Draw the source phase's training loss and held-out reconstruction loss per model."""
   source = [r for r in records if r["phase"] == "source"]
   if not source:
     return None
@@ -327,14 +333,14 @@ def source_curves(records: list[dict], colors: dict) -> Figure | None:
 
 
 def target_curves(records: list[dict]) -> Figure | None:
-  """Target phase: training loss per model, one line per draw."""
+  """Draw the target phase's training loss per model, one line per draw."""
   target = [r for r in records if r["phase"] == "target"]
   if not target:
     return None
   names = list(dict.fromkeys(r["model"] for r in target))
   rows, columns = grid_shape(len(names))
   figure = new_figure(4.5 * columns, 3.4 * rows)
-  axes = np.atleast_1d(figure.subplots(rows, columns, squeeze=False)).ravel()
+  axes = figure.subplots(rows, columns, squeeze=False).ravel()
 
   for ax, name in zip(axes, names):
     mine = [r for r in target if r["model"] == name]
@@ -342,8 +348,9 @@ def target_curves(records: list[dict]) -> Figure | None:
     plotted = []
     for draw in draws:
       epochs, values = series([r for r in mine if r.get("draw", 0) == draw], "loss")
-      band_plot(ax, epochs, values, f"C{draw % 10}", f"draw {draw}")
-      plotted.append(values)
+      if epochs.size:
+        band_plot(ax, epochs, values, f"C{draw % 10}", f"draw {draw}")
+        plotted.append(values)
     use_log_y(ax, plotted)
     ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
     ax.set(title=name, xlabel="epoch", ylabel="loss")

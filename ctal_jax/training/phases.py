@@ -14,6 +14,7 @@ import jax
 import numpy as np
 
 from ctal_jax import checkpoints
+from ctal_jax import distributed
 from ctal_jax.models.lstm_vae import LstmVae, init_params
 from ctal_jax.training import loop
 from ctal_jax.training import optimizers
@@ -122,7 +123,7 @@ def train_source(context: PhaseContext, data: dict, held_out: dict):
   batch_size = min(config.source.batch_size, data["x"].shape[0])
   states = loop.run_epochs(
       loop.make_chunk_fn(model, optimizer, config.source.kl_warmup_epochs),
-      states, data, fold(context.keys, _SOURCE_TRAIN),
+      distributed.shard_seeds(states), data, distributed.shard_seeds(fold(context.keys, _SOURCE_TRAIN)),
       make_hyper(config, context.variant, "source", batch_size),
       first_epoch=first_epoch,
       epochs=config.source.epochs,
@@ -171,10 +172,11 @@ class TargetTrainer:
     """Train the target adaptors (or more, by the variant's rules) on one draw's shots."""
     config = self.context.config
     params = self.initial_params(source_params, draw)
-    states = self._init_states(params)
+    states = distributed.shard_seeds(self._init_states(params))
+    keys = distributed.shard_seeds(fold(self.context.keys, _TARGET_TRAIN, draw))
     n_shots = data["x"].shape[0]
     return loop.run_epochs(
-        self.chunk_fn, states, data, fold(self.context.keys, _TARGET_TRAIN, draw),
+        self.chunk_fn, states, data, keys,
         make_hyper(config, self.context.variant, "target", n_shots),
         first_epoch=0,
         epochs=config.target.epochs,

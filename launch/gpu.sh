@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Install ctal_jax with CUDA JAX, check that JAX runs on a GPU, then run and collect configs.
+#
+# Usage: launch/gpu.sh configs/transfer.py:paper [ENTRY ...]
+#        launch/gpu.sh --file=CONFIGS.txt
+#
+# Entries, RUNS, PYTHON and COMMON_ARGS are described in launch/run_configs.sh.
+# INSTALL=0 skips the pip install (for a second call in the same environment), and
+# PIP_ARGS adds arguments to it.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python}"
+export PYTHON
+
+if [[ "${INSTALL:-1}" != "0" ]]; then
+  # The `cuda` extra of pyproject.toml pulls jax[cuda12], CUDA libraries included.
+  "$PYTHON" -m pip install ${PIP_ARGS:-} -e '.[cuda]'
+fi
+
+"$PYTHON" - <<'PY'
+import sys
+
+import jax
+
+backend = jax.default_backend()
+print(f"JAX {jax.__version__}: backend {backend}, devices {jax.devices()}")
+if backend != "gpu":
+  sys.exit(f"error: JAX uses {backend}, not a GPU; check the NVIDIA driver and the jax[cuda12] install.")
+PY
+
+exec launch/run_configs.sh "$@"
