@@ -4,11 +4,12 @@ Layout under the workdir:
 
 - `checkpoints/source/<model>/<epoch>/`: the stacked per-seed training state of one
   model's source phase (`state`: params, opt_state; `meta`: epoch and config hash).
-- `checkpoints/target/<n>/`: after the n-th model finished its target phase,
-  `state` holds every finished model's params and optimizer states stacked as
-  [draws, seeds, ...], and `meta` (JSON) holds everything else that scoring new data
-  needs: config and its hash, layouts, feature and protocol lists, attack
-  categories, scaler statistics, thresholds and per-run metrics.
+- `checkpoints/target/<n>/`: saved after the n-th model finished its target phase.
+  `state` contains every finished model's params, optimizer states, calibration and
+  evaluation scores and thresholds, stacked as [draws, seeds, ...]. `meta` (JSON)
+  contains everything else that scoring new data needs: config and its hash, layouts,
+  feature and protocol lists, attack categories, scaler statistics, the (draw, seed)
+  runs and their thresholds.
 
 Orbax writes each step to a temporary folder and renames it when complete, so an
 interrupted save never leaves a half-written step behind.
@@ -23,7 +24,7 @@ import orbax.checkpoint as ocp
 
 
 class ResumeError(RuntimeError):
-  """A workdir holds a run whose config differs from the one requested."""
+  """A workdir contains a run whose config differs from the requested one."""
 
 
 def config_hash(config_dict: dict) -> str:
@@ -49,7 +50,7 @@ def guard_workdir(workdir: str, config_dict: dict) -> bool:
   Returns True when the workdir already held this config (the run resumes).
 
   Raises:
-    ResumeError: the workdir holds a run with a different config.
+    ResumeError: the workdir contains a run with a different config.
   """
   path = os.path.join(workdir, "config.json")
   digest = config_hash(config_dict)
@@ -59,7 +60,7 @@ def guard_workdir(workdir: str, config_dict: dict) -> bool:
     if saved.get("hash") != digest:
       changes = _differences(saved.get("config", {}), config_dict)
       raise ResumeError(
-          f"{workdir} holds checkpoints of a run with config hash {saved.get('hash', '?')[:12]}, "
+          f"{workdir} contains checkpoints of a run with config hash {saved.get('hash', '?')[:12]}, "
           f"but this config hashes to {digest[:12]} ({'; '.join(changes[:5]) or 'same fields'}). "
           "Use a new --workdir, or rerun with the saved config.json."
       )

@@ -2,7 +2,7 @@
 
 A layout lists every column a file must have, which of them are the receiver, the
 time and the labels, the candidate time formats, the exact model features, and why
-each other column is excluded. The loader reads these records; it holds no per-layout
+each other column is excluded. The loader reads these records and has no per-layout
 branches of its own.
 """
 
@@ -28,7 +28,7 @@ class Layout:
   benign_values: tuple[str, ...]
   # Column that names the attack category of an attack row.
   category: str
-  # Numeric model features, in the order the model sees them.
+  # Numeric model features, in model input order.
   features: tuple[str, ...]
   # Protocol column, one-hot over `protocols` plus an `other` slot.
   protocol: str
@@ -209,7 +209,7 @@ ACI_IOT_2023_RERELEASE = Layout(
     ),
 )
 
-# Detection order matters: layouts with identical columns are told apart by the first
+# Detection order matters: layouts with identical columns are distinguished by the first
 # whose time formats parse every row.
 LAYOUTS: tuple[Layout, ...] = (
     WUSTL_IIOT_2021,

@@ -14,7 +14,7 @@ PAD = -1
 
 @dataclasses.dataclass(frozen=True)
 class WindowSpec:
-  """How flows are cut into windows.
+  """Settings that cut each receiver's flows into windows.
 
   Attributes:
     seq_len: flows per window.
@@ -124,7 +124,7 @@ def window_labels(flow_index: np.ndarray, labels: np.ndarray, rule: str | float 
 def window_categories(flow_index: np.ndarray, category_codes: np.ndarray, n_categories: int) -> np.ndarray:
   """Return [windows, n_categories] booleans: which attack categories occur in each window.
 
-  `category_codes` holds one code per flow, -1 for benign flows.
+  `category_codes` has one code per flow, -1 for benign flows.
   """
   per_step = gather(flow_index, category_codes, fill=-1)
   present = np.zeros((flow_index.shape[0], n_categories), bool)

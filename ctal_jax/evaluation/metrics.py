@@ -39,7 +39,7 @@ def at_threshold(labels: np.ndarray, flags: np.ndarray) -> dict[str, float]:
 def ranking(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
   """Return AUROC and AUPRC (average precision); NaN when only one class is present."""
   labels = np.asarray(labels).astype(int)
-  if labels.min(initial=0) == labels.max(initial=0):
+  if np.unique(labels).size < 2:
     return {"auroc": float("nan"), "auprc": float("nan")}
   return {
       "auroc": float(sk_metrics.roc_auc_score(labels, scores)),
@@ -64,7 +64,12 @@ def best_mcc_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
   denominator = np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
   mcc = np.divide(tp * tn - fp * fn, denominator, out=np.zeros_like(denominator), where=denominator > 0)
   # roc_curve flags `score >= cut`; the largest float below the cut gives the same flags with `>`.
-  return float(np.nextafter(cuts[int(np.argmax(mcc))], -np.inf))
+  # It is taken in the scores' own precision, because NumPy compares float32 scores with a
+  # Python float in float32, which would round a float64 step below the cut back up to it.
+  scores = np.asarray(scores)
+  dtype = scores.dtype if np.issubdtype(scores.dtype, np.floating) else np.dtype(np.float64)
+  cut = np.asarray(cuts[int(np.argmax(mcc))], dtype)
+  return float(np.nextafter(cut, dtype.type(-np.inf)))
 
 
 def summarize(runs: list[dict[str, float]]) -> dict[str, dict]:

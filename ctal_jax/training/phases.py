@@ -77,7 +77,7 @@ def unstack(tree, index: int):
 
 @dataclasses.dataclass
 class PhaseContext:
-  """What both phases of one model need besides the data."""
+  """Inputs that both phases of one model share, besides the data."""
 
   config: object
   variant: Variant
