@@ -4,11 +4,14 @@ Measures one seed, `--seeds` seeds in one vmapped program, and the same seeds tr
 one after another with the single-seed program. Sizes follow the model defaults:
 43 input features, width 43, hidden 64, latent 16, windows of 30 steps, triplets with
 synthetic negatives, and Adam. Each timed call runs one epoch of `--steps` steps in one
-`lax.scan`, and compilation and a first epoch run before any timing.
+`lax.scan`. Compilation and `--warmup` untimed calls come first, because the first
+calls after compiling also pay for fresh memory and ran up to 1.6 times slower on
+2 CPU cores.
 
 Usage: python benchmarks/train_step.py [--steps 30] [--seeds 8] [--batch 256]
 
-The PyTorch peer of this step prints the same unit (each triplet counts as one anchor).
+Each triplet counts as one anchor, as in the PyTorch version of this step that serves
+for comparison.
 """
 
 import argparse
@@ -33,13 +36,16 @@ def parse_args():
   parser.add_argument("--batch", type=int, default=256, help="anchor windows per step")
   parser.add_argument("--features", type=int, default=43, help="input features per step")
   parser.add_argument("--seq-len", type=int, default=30, help="steps per window")
-  parser.add_argument("--repeats", type=int, default=3,
-                      help="measurements per setting; the best and the median are printed")
+  parser.add_argument("--repeats", type=int, default=5,
+                      help="timed calls per setting; the best and the median are printed")
+  parser.add_argument("--warmup", type=int, default=2, help="untimed calls per setting")
   return parser.parse_args()
 
 
-def time_calls(run, repeats):
-  """Return the wall-clock seconds of each of `repeats` calls of `run`."""
+def time_calls(run, warmup, repeats):
+  """Call `run` `warmup` times, then return the wall-clock seconds of `repeats` calls."""
+  for _ in range(warmup):
+    jax.block_until_ready(run())
   seconds = []
   for _ in range(repeats):
     start = time.perf_counter()
@@ -77,14 +83,13 @@ def main():
   single_fn = steps.jit_epoch_fn(model, optimizer)
   state = steps.init_state(init_keys[0], model, optimizer, args.seq_len)
   epoch = iter(range(1_000_000))
-  state, _ = single_fn(state, data, next(epoch), base_keys[0], hyper)
 
   def run_single():
     nonlocal state
     state, metrics = single_fn(state, data, next(epoch), base_keys[0], hyper)
     return metrics
 
-  seconds = time_calls(run_single, args.repeats)
+  seconds = time_calls(run_single, args.warmup, args.repeats)
   report("1 seed", n_windows, seconds)
 
   # Seeds one after another, each with its own state, one compiled program.
@@ -98,20 +103,19 @@ def main():
       outputs.append(metrics)
     return outputs
 
-  seconds = time_calls(run_sequential, args.repeats)
+  seconds = time_calls(run_sequential, args.warmup, args.repeats)
   report(f"{args.seeds} seeds sequential", n_windows * args.seeds, seconds)
 
   # Seeds side by side in one vmapped program, data shared.
   seeds_fn = steps.jit_epoch_fn(model, optimizer, over_seeds=True)
   stacked = steps.init_states(init_keys, model, optimizer, args.seq_len)
-  stacked, _ = seeds_fn(stacked, data, next(epoch), base_keys, hyper)
 
   def run_vmapped():
     nonlocal stacked
     stacked, metrics = seeds_fn(stacked, data, next(epoch), base_keys, hyper)
     return metrics
 
-  seconds = time_calls(run_vmapped, args.repeats)
+  seconds = time_calls(run_vmapped, args.warmup, args.repeats)
   report(f"{args.seeds} seeds vmapped", n_windows * args.seeds, seconds)
 
 

@@ -44,6 +44,14 @@ def test_reconstruction_loss_ignores_padded_values():
       losses.reconstruction_loss(X, changed, MASK), losses.reconstruction_loss(X, X_HAT, MASK))
 
 
+def test_reconstruction_gradient_finite_with_nan_padding():
+  x = X.copy()
+  x[1, 1:] = np.nan
+  grad = jax.grad(lambda x_hat: losses.reconstruction_loss(x, x_hat, MASK))(X_HAT)
+  assert np.all(np.isfinite(grad))
+  np.testing.assert_array_equal(grad[1, 1:], 0.0)
+
+
 def test_kl_loss_by_hand():
   mu = np.array([[0.5, -1.0], [2.0, 0.0]], np.float32)
   logvar = np.array([[0.1, -0.3], [0.0, 1.0]], np.float32)
@@ -68,7 +76,7 @@ def unit(angle_degrees):
   return np.array([[np.cos(angle), np.sin(angle)]], np.float32)
 
 
-def test_contrastive_identical_positive_far_negative_is_zero():
+def test_contrastive_zero_for_ideal_triplet():
   anchor = np.array([[1.0, 2.0, -0.5]], np.float32)
   loss = float(losses.contrastive_loss(anchor, anchor, -anchor, margin=0.5))
   assert abs(loss) < 1e-6

@@ -1,11 +1,13 @@
 """Tests of the LSTM-VAE with per-domain adaptors, on tiny sizes."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ctal_jax.models import LstmVae, init_params
+from ctal_jax.models import LstmVae, init_params, lstm
 
 DOMAINS = (("source", 3), ("target", 5))
 SEQ_LEN = 5
@@ -26,6 +28,23 @@ def model():
 @pytest.fixture(scope="module")
 def params(model):
   return init_params(jax.random.key(0), model, SEQ_LEN)
+
+
+# Jitted entry points: one compile per shape runs faster here than eager dispatch.
+@functools.partial(jax.jit, static_argnames=("model", "domain"))
+def encode(model, params, x, mask, domain):
+  return model.apply({"params": params}, x, mask, domain, method=LstmVae.encode)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "domain"))
+def decode(model, params, z, domain, teacher=None):
+  return model.apply({"params": params}, z, SEQ_LEN, domain, teacher=teacher,
+                     method=LstmVae.decode)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "domain"))
+def forward(model, params, x, mask, domain, eps):
+  return model.apply({"params": params}, x, mask, domain, eps)
 
 
 def windows(key, n, features, seq_len=SEQ_LEN):
@@ -85,86 +104,81 @@ def test_parameter_shapes_follow_domains(params):
 
 @pytest.mark.parametrize("domain, features", DOMAINS)
 def test_shapes_per_domain(model, params, domain, features):
-  variables = {"params": params}
   x = windows(jax.random.key(1), 6, features)
   mask = jnp.ones((6, SEQ_LEN))
 
-  mu, logvar = model.apply(variables, x, mask, domain, method=LstmVae.encode)
+  mu, logvar = encode(model, params, x, mask, domain)
   assert mu.shape == (6, LATENT)
   assert logvar.shape == (6, LATENT)
 
-  x_hat = model.apply(variables, mu, SEQ_LEN, domain, method=LstmVae.decode)
+  x_hat = decode(model, params, mu, domain)
   assert x_hat.shape == (6, SEQ_LEN, features)
 
-  out = model.apply(variables, x, mask, domain, jnp.zeros((6, LATENT)))
+  out = forward(model, params, x, mask, domain, jnp.zeros((6, LATENT)))
   assert set(out) == {"mu", "logvar", "z", "x_hat"}
   assert out["x_hat"].shape == (6, SEQ_LEN, features)
 
 
 def test_padded_window_matches_truncated(model, params):
-  variables = {"params": params}
   x = windows(jax.random.key(2), 4, 5)
   mask = jnp.asarray(np.array([[1, 1, 1, 0, 0]] * 4, np.float32))
 
-  mu_padded, logvar_padded = model.apply(variables, x, mask, "target", method=LstmVae.encode)
-  mu_short, logvar_short = model.apply(
-      variables, x[:, :3], jnp.ones((4, 3)), "target", method=LstmVae.encode)
+  mu_padded, logvar_padded = encode(model, params, x, mask, "target")
+  mu_short, logvar_short = encode(model, params, x[:, :3], jnp.ones((4, 3)), "target")
   np.testing.assert_allclose(mu_padded, mu_short, rtol=1e-6, atol=1e-6)
   np.testing.assert_allclose(logvar_padded, logvar_short, rtol=1e-6, atol=1e-6)
 
 
 def test_padded_values_change_nothing(model, params):
-  variables = {"params": params}
   x = windows(jax.random.key(3), 4, 5)
   mask = jnp.asarray(np.array([[1, 1, 1, 1, 0], [1, 1, 0, 0, 0]] * 2, np.float32))
   padded = mask[..., None] == 0
   x_changed = jnp.where(padded, 1e3 * windows(jax.random.key(4), 4, 5), x)
   x_nan = jnp.where(padded, jnp.nan, x)
 
-  mu, _ = model.apply(variables, x, mask, "target", method=LstmVae.encode)
-  mu_changed, _ = model.apply(variables, x_changed, mask, "target", method=LstmVae.encode)
-  mu_nan, _ = model.apply(variables, x_nan, mask, "target", method=LstmVae.encode)
+  mu, _ = encode(model, params, x, mask, "target")
+  mu_changed, _ = encode(model, params, x_changed, mask, "target")
+  mu_nan, _ = encode(model, params, x_nan, mask, "target")
   np.testing.assert_array_equal(mu, mu_changed)
   np.testing.assert_array_equal(mu, mu_nan)
 
 
 def test_windows_of_different_lengths_differ(model, params):
-  variables = {"params": params}
   x = jnp.repeat(windows(jax.random.key(5), 1, 5), 2, axis=0)
   mask = jnp.asarray(np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], np.float32))
-  mu, _ = model.apply(variables, x, mask, "target", method=LstmVae.encode)
+  mu, _ = encode(model, params, x, mask, "target")
   assert not np.allclose(mu[0], mu[1])
 
 
 def test_z_follows_eps(model, params):
-  variables = {"params": params}
   x = windows(jax.random.key(6), 3, 3)
   mask = jnp.ones((3, SEQ_LEN))
   eps = jax.random.normal(jax.random.key(7), (3, LATENT))
 
-  at_mean = model.apply(variables, x, mask, "source", jnp.zeros((3, LATENT)))
+  at_mean = forward(model, params, x, mask, "source", jnp.zeros((3, LATENT)))
   np.testing.assert_array_equal(at_mean["z"], at_mean["mu"])
 
-  sampled = model.apply(variables, x, mask, "source", eps)
+  sampled = forward(model, params, x, mask, "source", eps)
   expected = sampled["mu"] + np.exp(0.5 * np.asarray(sampled["logvar"])) * np.asarray(eps)
   np.testing.assert_allclose(sampled["z"], expected, rtol=1e-6)
 
 
-def test_autoencoder_ignores_eps():
+def test_autoencoder_ignores_eps(params):
   model = make_model(variational=False)
-  params = init_params(jax.random.key(8), model, SEQ_LEN)
-  assert "logvar" not in params["core"]
+  shapes = jax.eval_shape(lambda key: init_params(key, model, SEQ_LEN), jax.random.key(8))
+  assert "logvar" not in shapes["core"]
+  params = dict(params, core={k: v for k, v in params["core"].items() if k != "logvar"})
 
   x = windows(jax.random.key(9), 3, 3)
   mask = jnp.ones((3, SEQ_LEN))
-  out = model.apply({"params": params}, x, mask, "source", jnp.ones((3, LATENT)))
+  out = forward(model, params, x, mask, "source", jnp.ones((3, LATENT)))
   np.testing.assert_array_equal(out["z"], out["mu"])
   np.testing.assert_array_equal(out["logvar"], np.zeros((3, LATENT)))
 
 
 def test_decode_matches_step_loop(model, params):
   z = jax.random.normal(jax.random.key(10), (4, LATENT))
-  x_hat = model.apply({"params": params}, z, SEQ_LEN, "source", method=LstmVae.decode)
+  x_hat = decode(model, params, z, "source")
 
   u_hat = numpy_decode(params, z)
   adaptor = params["adaptors"]["source"]["decode"]
@@ -172,42 +186,92 @@ def test_decode_matches_step_loop(model, params):
   np.testing.assert_allclose(x_hat, expected, rtol=1e-4, atol=1e-5)
 
 
-def test_teacher_forcing_feeds_true_inputs():
+def test_teacher_forcing_feeds_true_inputs(params):
+  # Teacher forcing changes no parameter, so the fixture's parameters serve.
   model = make_model(teacher_forcing=True)
-  params = init_params(jax.random.key(11), model, SEQ_LEN)
-  variables = {"params": params}
   z = jax.random.normal(jax.random.key(12), (4, LATENT))
   x = windows(jax.random.key(13), 4, 3)
 
-  x_hat = model.apply(variables, z, SEQ_LEN, "source", teacher=x, method=LstmVae.decode)
+  x_hat = decode(model, params, z, "source", teacher=x)
 
-  encode = params["adaptors"]["source"]["encode"]
-  u_teacher = np.asarray(x) @ np.asarray(encode["kernel"]) + np.asarray(encode["bias"])
-  decode = params["adaptors"]["source"]["decode"]
+  input_adaptor = params["adaptors"]["source"]["encode"]
+  u_teacher = (np.asarray(x) @ np.asarray(input_adaptor["kernel"])
+               + np.asarray(input_adaptor["bias"]))
+  output_adaptor = params["adaptors"]["source"]["decode"]
   u_hat = numpy_decode(params, z, u_teacher)
-  expected = u_hat @ np.asarray(decode["kernel"]) + np.asarray(decode["bias"])
+  expected = u_hat @ np.asarray(output_adaptor["kernel"]) + np.asarray(output_adaptor["bias"])
   np.testing.assert_allclose(x_hat, expected, rtol=1e-4, atol=1e-5)
 
-  free_running = model.apply(variables, z, SEQ_LEN, "source", method=LstmVae.decode)
+  free_running = decode(model, params, z, "source")
   assert not np.allclose(x_hat, free_running)
 
 
 def test_teacher_ignored_when_forcing_off(model, params):
-  variables = {"params": params}
   z = jax.random.normal(jax.random.key(14), (2, LATENT))
   x = windows(jax.random.key(15), 2, 3)
-  with_teacher = model.apply(variables, z, SEQ_LEN, "source", teacher=x, method=LstmVae.decode)
-  without = model.apply(variables, z, SEQ_LEN, "source", method=LstmVae.decode)
+  with_teacher = decode(model, params, z, "source", teacher=x)
+  without = decode(model, params, z, "source")
   np.testing.assert_array_equal(with_teacher, without)
 
 
 def test_unknown_domain_raises(model, params):
   x = windows(jax.random.key(16), 2, 3)
   with pytest.raises(ValueError, match="Unknown domain 'sink'"):
-    model.apply({"params": params}, x, jnp.ones((2, SEQ_LEN)), "sink", method=LstmVae.encode)
+    encode(model, params, x, jnp.ones((2, SEQ_LEN)), "sink")
 
 
 def test_wrong_width_raises(model, params):
   x = windows(jax.random.key(17), 2, 5)
   with pytest.raises(ValueError, match="expected 3"):
-    model.apply({"params": params}, x, jnp.ones((2, SEQ_LEN)), "source", method=LstmVae.encode)
+    encode(model, params, x, jnp.ones((2, SEQ_LEN)), "source")
+
+
+def reference_lstm(inputs, input_kernel, recurrent_kernel, bias, c, h, length):
+  """Run the LSTM with a plain scan, so autodiff gives the reference gradient."""
+
+  def step(carry, inputs_t):
+    c, h = carry
+    gates = h @ recurrent_kernel + bias
+    if inputs_t is not None:
+      gates = gates + inputs_t @ input_kernel
+    c, h = lstm._cell(gates, c)
+    return (c, h), h
+
+  return jax.lax.scan(step, (c, h), inputs, length=length)[1]
+
+
+# The encoder's case (inputs, one bias) and the autoregressive decoder's (no inputs, a
+# bias per row), then inputs with a bias per row as in the teacher-forced decoder.
+@pytest.mark.parametrize("with_inputs, per_row_bias", [(True, False), (False, True), (True, True)])
+def test_lstm_scan_matches_autodiff(with_inputs, per_row_bias):
+  steps, n, features, hidden = 4, 3, 2, 5
+  keys = jax.random.split(jax.random.key(20), 7)
+  inputs = jax.random.normal(keys[0], (steps, n, features)) if with_inputs else None
+  input_kernel = 0.5 * jax.random.normal(keys[1], (features, 4 * hidden)) if with_inputs else None
+  recurrent_kernel = 0.5 * jax.random.normal(keys[2], (hidden, 4 * hidden))
+  bias_shape = (n, 4 * hidden) if per_row_bias else (4 * hidden,)
+  bias = jax.random.normal(keys[3], bias_shape)
+  c = jax.random.normal(keys[4], (n, hidden))
+  h = jax.random.normal(keys[5], (n, hidden))
+  weights = jax.random.normal(keys[6], (steps, n, hidden))
+  args = (inputs, input_kernel, recurrent_kernel, bias, c, h)
+
+  argnums = tuple(i for i, value in enumerate(args) if value is not None)
+
+  def value_and_grads(run):
+    loss = lambda *values: jnp.sum(jnp.sin(run(*values, steps)) * weights)
+    return jax.jit(lambda *values: (run(*values, steps), jax.grad(loss, argnums)(*values)))
+
+  got, got_grads = value_and_grads(lstm.lstm_scan)(*args)
+  expected, expected_grads = value_and_grads(reference_lstm)(*args)
+  np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+  for index, got_grad, expected_grad in zip(argnums, got_grads, expected_grads):
+    np.testing.assert_allclose(got_grad, expected_grad, rtol=1e-4, atol=1e-5, err_msg=str(index))
+
+
+def test_recurrent_blocks_orthogonal(params):
+  kernel = np.asarray(params["core"]["encoder"]["recurrent_kernel"])
+  hidden = kernel.shape[0]
+  for gate in range(4):
+    block = kernel[:, gate * hidden:(gate + 1) * hidden]
+    np.testing.assert_allclose(block.T @ block, np.eye(hidden), atol=1e-5)

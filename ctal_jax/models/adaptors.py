@@ -9,6 +9,10 @@ parameters are created the first time that domain is used.
 import flax.linen as nn
 import jax
 
+from ctal_jax.models.dense import DenseParams
+
+DIRECTIONS = ("encode", "decode")
+
 
 class DomainAdaptor(nn.Module):
   """The input and output adaptors of one domain."""
@@ -17,12 +21,12 @@ class DomainAdaptor(nn.Module):
   width: int
 
   @nn.compact
-  def __call__(self, values: jax.Array, direction: str) -> jax.Array:
+  def __call__(self, direction: str) -> tuple[jax.Array, jax.Array]:
     if direction == "encode":
-      return nn.Dense(self.width, name="encode")(values)
+      return DenseParams(self.features, self.width, name="encode")()
     if direction == "decode":
-      return nn.Dense(self.features, name="decode")(values)
-    raise ValueError(f"Invalid adaptor direction {direction!r}; expected 'encode' or 'decode'.")
+      return DenseParams(self.width, self.features, name="decode")()
+    raise ValueError(f"Invalid adaptor direction {direction!r}; expected one of {DIRECTIONS}.")
 
 
 class Adaptors(nn.Module):
@@ -39,12 +43,7 @@ class Adaptors(nn.Module):
     return widths[domain]
 
   @nn.compact
-  def __call__(self, values: jax.Array, domain: str, direction: str) -> jax.Array:
-    """Map `values` [..., features] to [..., width] ('encode') or back ('decode')."""
+  def __call__(self, domain: str, direction: str) -> tuple[jax.Array, jax.Array]:
+    """Return (kernel, bias) of the 'encode' (features -> width) or 'decode' adaptor."""
     features = self.features_of(domain)
-    expected = features if direction == "encode" else self.width
-    if values.shape[-1] != expected:
-      raise ValueError(
-          f"Invalid input width {values.shape[-1]} for the {direction} adaptor of domain "
-          f"{domain!r}; expected {expected}.")
-    return DomainAdaptor(features, self.width, name=domain)(values, direction)
+    return DomainAdaptor(features, self.width, name=domain)(direction)

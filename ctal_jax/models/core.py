@@ -1,7 +1,8 @@
 """The shared LSTM-VAE core, working in the shared feature space of width `width`.
 
-Encoder LSTM -> h_T -> (mu, logvar) heads; z -> initial decoder state -> decoder LSTM,
-whose step input is [u_hat_{t-1}, z] -> step output u_hat_t.
+    u -> encoder LSTM -> h_T -> (mu, logvar) heads
+    z -> initial decoder state -> decoder LSTM with step input [u_hat_{t-1}, z]
+      -> step output u_hat_t
 """
 
 import flax.linen as nn
@@ -9,24 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from ctal_jax.models import lstm
-
-
-class DenseParams(nn.Module):
-  """Kernel and bias of a dense layer, returned as arrays rather than applied.
-
-  The autoregressive decoder folds the step output layer into its recurrence, so it
-  needs the arrays themselves. The parameter names match `nn.Dense`.
-  """
-
-  input_features: int
-  features: int
-
-  @nn.compact
-  def __call__(self) -> tuple[jax.Array, jax.Array]:
-    kernel = self.param(
-        "kernel", nn.initializers.lecun_normal(), (self.input_features, self.features))
-    bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
-    return kernel, bias
+from ctal_jax.models.dense import DenseParams
 
 
 class Core(nn.Module):
@@ -48,7 +32,7 @@ class Core(nn.Module):
     self.step_output = DenseParams(self.hidden, self.width)
 
   def create_params(self) -> None:
-    """Create every parameter by calling each layer once on zeros, without the LSTM scans."""
+    """Create every parameter: each layer is called once, on zeros where it needs input."""
     self.encoder()
     self.decoder()
     self.step_output()
@@ -57,12 +41,15 @@ class Core(nn.Module):
       self.logvar(jnp.zeros((1, self.hidden)))
     self.initial_state(jnp.zeros((1, self.latent)))
 
-  def encode(self, u: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Return (mu, logvar) [N, latent] of windows `u` [N, T, width].
+  def encode(
+      self, x: jax.Array, mask: jax.Array, adaptor_kernel: jax.Array, adaptor_bias: jax.Array
+  ) -> tuple[jax.Array, jax.Array]:
+    """Return (mu, logvar) [N, latent] of windows `x` [N, T, F] with `mask` [N, T].
 
-    logvar is all zeros when the core is not variational.
+    The encoder reads u = x @ adaptor_kernel + adaptor_bias, the windows in the shared
+    width. logvar is all zeros when the core is not variational.
     """
-    h_last = lstm.encode_sequence(self.encoder(), u, mask)
+    h_last = lstm.encode_sequence(self.encoder(), x, mask, adaptor_kernel, adaptor_bias)
     mu = self.mu(h_last)
     if not self.variational:
       return mu, jnp.zeros_like(mu)

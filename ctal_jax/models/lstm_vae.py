@@ -25,7 +25,7 @@ def sample_z(mu: jax.Array, logvar: jax.Array, eps: jax.Array, variational: bool
 
 
 class LstmVae(nn.Module):
-  """LSTM-VAE with per-domain adaptors; `variational=False` gives the AE baseline."""
+  """LSTM-VAE with per-domain adaptors. `variational=False` gives the AE baseline."""
 
   # (name, feature width) of every domain, e.g. (("source", 42), ("target", 76)).
   domains: tuple[tuple[str, int], ...]
@@ -33,24 +33,29 @@ class LstmVae(nn.Module):
   hidden: int = 64
   latent: int = 16
   variational: bool = True
-  # Feed the true adapted input u_{t-1} to decoder step t when `decode` gets a teacher.
+  # Whether decoder step t reads the true adapted input u_{t-1} when `decode` gets a
+  # teacher.
   teacher_forcing: bool = False
 
   def setup(self):
     self.core = Core(self.width, self.hidden, self.latent, self.variational)
     self.adaptors = Adaptors(self.domains, self.width)
 
-  def _adapt_input(self, x: jax.Array, mask: jax.Array, domain: str) -> jax.Array:
-    # Padded steps are zeroed so that their values, NaN included, reach nothing.
-    x = jnp.where(mask[..., None] > 0, x, 0.0)
-    return self.adaptors(x, domain, "encode")
+  def _checked_input(self, x: jax.Array, mask: jax.Array, domain: str) -> jax.Array:
+    """Validate the width of `x` and zero its padded steps, NaN included."""
+    features = self.adaptors.features_of(domain)
+    if x.shape[-1] != features:
+      raise ValueError(
+          f"Invalid input width {x.shape[-1]} for domain {domain!r}; expected {features}.")
+    return jnp.where(mask[..., None] > 0, x, 0.0)
 
   def encode(self, x: jax.Array, mask: jax.Array, domain: str) -> tuple[jax.Array, jax.Array]:
     """Return (mu, logvar) [N, latent] of windows `x` [N, T, F] with `mask` [N, T].
 
     The encoder summary is the hidden state at each window's last valid step.
     """
-    return self.core.encode(self._adapt_input(x, mask, domain), mask)
+    kernel, bias = self.adaptors(domain, "encode")
+    return self.core.encode(self._checked_input(x, mask, domain), mask, kernel, bias)
 
   def decode(
       self,
@@ -69,10 +74,12 @@ class LstmVae(nn.Module):
     if self.teacher_forcing and teacher is not None:
       if teacher_mask is None:
         teacher_mask = jnp.ones(teacher.shape[:2], teacher.dtype)
-      teacher_u = self._adapt_input(teacher, teacher_mask, domain)
+      kernel, bias = self.adaptors(domain, "encode")
+      teacher_u = self._checked_input(teacher, teacher_mask, domain) @ kernel + bias
 
     u_hat = self.core.decode(z, seq_len, teacher_u)
-    return self.adaptors(u_hat, domain, "decode")
+    kernel, bias = self.adaptors(domain, "decode")
+    return u_hat @ kernel + bias
 
   def __call__(
       self, x: jax.Array, mask: jax.Array, domain: str, eps: jax.Array
@@ -90,17 +97,17 @@ class LstmVae(nn.Module):
   def create_params(self) -> None:
     """Create the core's parameters and every domain's adaptors.
 
-    Each layer runs once on zeros, without the LSTM scans, so `init` compiles fast.
+    No LSTM scan runs, so `init` compiles fast.
     """
     self.core.create_params()
-    for domain, features in self.domains:
-      self.adaptors(jnp.zeros((1, features)), domain, "encode")
-      self.adaptors(jnp.zeros((1, self.width)), domain, "decode")
+    for domain, _ in self.domains:
+      self.adaptors(domain, "encode")
+      self.adaptors(domain, "decode")
 
 
 @functools.partial(jax.jit, static_argnames=("model", "seq_len"))
 def init_params(key: jax.Array, model: LstmVae, seq_len: int) -> dict:
-  """Initialise the core and the adaptors of every domain; return the params tree.
+  """Initialise the core and the adaptors of every domain and return the params tree.
 
   No parameter depends on `seq_len`. It is accepted so that callers can pass the
   window length they train on.

@@ -13,8 +13,10 @@ COSINE_EPS = 1e-8
 
 def step_feature_errors(x: jax.Array, x_hat: jax.Array, mask: jax.Array) -> jax.Array:
   """Return the squared errors [N, T, F], zero on padded steps."""
-  valid = mask[..., None] > 0
-  return jnp.where(valid, jnp.square(x_hat - x), 0.0)
+  # Masking the difference before squaring keeps gradients finite when padded steps
+  # of `x` hold NaN or inf.
+  difference = jnp.where(mask[..., None] > 0, x_hat - x, 0.0)
+  return jnp.square(difference)
 
 
 def window_scores(x: jax.Array, x_hat: jax.Array, mask: jax.Array) -> jax.Array:

@@ -54,13 +54,13 @@ def parameter_path(path) -> str:
 
 
 def partition_labels(params, rules: Sequence[tuple[str, str]]):
-  """Return a tree like `params` that holds each parameter's label.
+  """Return a tree like `params` that contains each parameter's label.
 
   Logs how many leaves and values each rule matched, and warns about a rule that
   matched nothing, which usually means a misspelt path.
 
   Raises:
-    ValueError: a parameter matches no rule; the message names its path.
+    ValueError: a parameter matches no rule. The message names its path.
   """
   compiled = [(re.compile(pattern), label) for pattern, label in rules]
   leaves = collections.Counter()
@@ -74,7 +74,7 @@ def partition_labels(params, rules: Sequence[tuple[str, str]]):
         values[index] += int(getattr(leaf, "size", 1))
         return label
     raise ValueError(
-        f"Parameter {name!r} matches no freezing rule; add a rule for it. Rules: "
+        f"Parameter {name!r} matches no freezing rule. Add a rule for it. Rules: "
         f"{[pattern for pattern, _ in rules]}.")
 
   labels = jax.tree_util.tree_map_with_path(label_of, params)
@@ -113,7 +113,9 @@ def target_optimizer(
         f"Invalid labels {sorted(unknown)} in freezing rules; expected {FROZEN!r} or "
         f"{TRAINABLE!r}.")
   if TRAINABLE not in used:
-    raise ValueError("The freezing rules freeze every parameter; nothing would train.")
+    raise ValueError(
+        "Invalid freezing rules: they freeze every parameter, so nothing would train. "
+        f"Label at least one parameter {TRAINABLE!r}.")
 
   transforms = {FROZEN: optax.set_to_zero(), TRAINABLE: _adam(learning_rate, weight_decay)}
   return optax.partition(transforms, labels)

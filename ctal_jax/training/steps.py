@@ -4,10 +4,11 @@ Training state is a plain dict `{"params", "opt_state"}`. Every function here is
 so `jax.vmap` over a leading seed axis of (state, base_key) trains several seeds in
 one compiled program while the training data stays shared.
 
-Randomness: `base_key` is split once into an order key and a step key. Epoch e
-shuffles the windows with `fold_in(order_key, e)`, and step s draws its batch (when
-not given one), its triplets and its eps from `fold_in(step_key, s)`. A resumed run
-therefore repeats itself step for step.
+Randomness: a train step draws its batch (when not given one), its triplets and its
+eps from `fold_in(base_key, step)`. An epoch function splits its `base_key` once into
+an order key and a step key. Epoch e shuffles the windows with
+`fold_in(order_key, e)`, and its steps get the step key. A resumed run therefore
+repeats itself step for step.
 """
 
 import functools
@@ -61,6 +62,7 @@ class Hyper:
       domain: str = "source",
       negatives: str = "synthetic",
   ) -> "Hyper":
+    """Validate the settings and store the weights as float32 scalars."""
     if negatives not in NEGATIVE_MODES:
       raise ValueError(f"Invalid negatives mode {negatives!r}; expected one of {NEGATIVE_MODES}.")
     if batch_size < 1:
@@ -82,7 +84,7 @@ def _negatives(key, batch, hyper: Hyper):
 def loss_fn(params, model: LstmVae, batch: dict, key: jax.Array, weights: Hyper):
   """Return the weighted CTAL-VAE loss and a dict of its terms.
 
-  `batch` holds the anchors `x` [N, T, F] and `mask` [N, T], plus the splice pool
+  `batch` contains the anchors `x` [N, T, F] and `mask` [N, T], plus the splice pool
   (`pool_x`, `pool_mask`) for synthetic negatives or the other class (`other_x`,
   `other_mask`) for labeled ones. Positives and negatives are made here from `key`,
   and all three go through the encoder in one pass. Reconstruction and KL use the
@@ -124,8 +126,10 @@ def loss_fn(params, model: LstmVae, batch: dict, key: jax.Array, weights: Hyper)
 
 
 def sample_batch_indices(key: jax.Array, n_windows: int, batch_size: int) -> jax.Array:
-  """Draw `batch_size` distinct window indices, or all windows in random order when
-  there are fewer than `batch_size`."""
+  """Draw `batch_size` distinct window indices at random.
+
+  With fewer windows than `batch_size`, returns every window index in random order.
+  """
   return jax.random.permutation(key, n_windows)[:batch_size]
 
 
@@ -141,7 +145,7 @@ def _gather_batch(data: dict, indices: jax.Array) -> dict:
 def make_train_step(model: LstmVae, optimizer: optax.GradientTransformation) -> Callable:
   """Return `train_step(state, data, step, base_key, hyper, indices=None)`.
 
-  `data` holds the training windows `x` [N, T, F] and `mask` [N, T], plus `other_x`
+  `data` contains the training windows `x` [N, T, F] and `mask` [N, T], plus `other_x`
   and `other_mask` for labeled negatives. The step's randomness is
   `fold_in(base_key, step)`. Without `indices` the batch is `hyper.batch_size`
   distinct random windows. Returns the new state and scalar metrics: loss, rec, kl,
@@ -228,9 +232,13 @@ def init_state(
 def init_states(
     keys: jax.Array, model: LstmVae, optimizer: optax.GradientTransformation, seq_len: int
 ) -> dict[str, Any]:
-  """Initialise one state per key in `keys` [S], stacked along a leading seed axis."""
-  init = functools.partial(init_state, model=model, optimizer=optimizer, seq_len=seq_len)
-  return jax.jit(jax.vmap(init))(keys)
+  """Initialise one state per key in `keys` [S], stacked along a leading seed axis.
+
+  Seeds are initialised one by one with the single-seed program, which is compiled
+  once and gives each seed exactly the state `init_state` gives it.
+  """
+  states = [init_state(key, model, optimizer, seq_len) for key in keys]
+  return jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *states)
 
 
 def state_from_params(params, optimizer: optax.GradientTransformation) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 # Anomalies that `synthetic_negative` can inject, one chosen at random per window.
 ANOMALY_KINDS = ("burst", "shuffle", "repeat", "splice")
@@ -16,7 +17,7 @@ ANOMALY_KINDS = ("burst", "shuffle", "repeat", "splice")
 def positive(
     key: jax.Array, anchor: jax.Array, sigma: float | jax.Array, mask: jax.Array | None = None
 ) -> jax.Array:
-  """Return anchor + N(0, sigma^2) noise; with `mask`, padded steps get no noise."""
+  """Return anchor + N(0, sigma^2) noise. With `mask`, padded steps get no noise."""
   noisy = anchor + sigma * jax.random.normal(key, anchor.shape, anchor.dtype)
   if mask is None:
     return noisy
@@ -138,15 +139,18 @@ def synthetic_negative(
   n, steps, features = anchor.shape
   lengths = jnp.sum(mask > 0, axis=1).astype(jnp.int32)
 
-  # A few batched draws, because every random call adds its own hash to the program.
-  keys = jax.random.split(key, 6)
-  kind_index = jax.random.randint(keys[0], (n,), 0, len(kinds))
-  donor_index = jax.random.randint(keys[1], (n,), 0, pool.shape[0])
+  # One draw for the whole batch, cut into pieces: every random call adds its own hash
+  # computation to the compiled program.
+  widths = (2, 6, steps, features, steps * features)
+  uniforms = jnp.split(jax.random.uniform(key, (n, sum(widths))), np.cumsum(widths)[:-1], axis=1)
+  choices, scalars, step_uniforms, feature_uniforms, cell_uniforms = uniforms
+  kind_index = _uniform_index(choices[:, 0], len(kinds))
+  donor_index = _uniform_index(choices[:, 1], pool.shape[0])
   draws = _Draws(
-      scalars=jax.random.uniform(keys[2], (n, 6)),
-      steps=jax.random.uniform(keys[3], (n, steps)),
-      features=jax.random.uniform(keys[4], (n, features)),
-      cells=jax.random.uniform(keys[5], (n, steps, features)),
+      scalars=scalars,
+      steps=step_uniforms,
+      features=feature_uniforms,
+      cells=cell_uniforms.reshape(n, steps, features),
   )
 
   make = {
@@ -172,9 +176,9 @@ def synthetic_negative(
 def labeled_negative(
     key: jax.Array, anchor: jax.Array, other_pool: jax.Array, other_mask: jax.Array
 ) -> tuple[jax.Array, jax.Array]:
-  """Draw one random window of the other class per anchor; return it and its mask.
+  """Draw one random window of the other class per anchor and return it with its mask.
 
-  `other_pool` [P, T, F] holds windows of the other class (attacks), so any model
+  `other_pool` [P, T, F] contains windows of the other class (attacks), so any model
   trained with these negatives has read attack labels.
   """
   if other_pool.shape[1:] != anchor.shape[1:]:
