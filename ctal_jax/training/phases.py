@@ -64,8 +64,8 @@ def make_hyper(config, variant: Variant, domain: str, batch_size: int) -> steps.
 
 def stack_per_key(jitted, keys: jax.Array):
   """Return `jitted(key)` for every key, stacked along a leading seed axis."""
-  # NOTE: under jax 0.10.2 on CPU, jit(vmap(init_params)) with hidden 64 compiles
-  # and then never finishes executing, so seeds are initialised one call each.
+  # NOTE: under jax 0.10.2 on CPU, a vmapped orthogonal initializer never finished
+  # executing, so seeds are initialised one jitted call each.
   results = [jitted(key) for key in keys]
   return jax.tree.map(lambda *leaves: jax.numpy.stack(leaves), *results)
 
