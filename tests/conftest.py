@@ -61,7 +61,7 @@ def shared_dir() -> pathlib.Path:
   """The shared folder: `$CTAL_SHARED` when set, else `../shared` beside the repository."""
   configured = os.environ.get("CTAL_SHARED")
   if configured:
-    return _require(pathlib.Path(configured), "Folder named by CTAL_SHARED")
+    return _require(pathlib.Path(configured).resolve(), "Folder named by CTAL_SHARED")
   return _require(REPO_ROOT.parent / "shared", "Shared test data folder")
 
 

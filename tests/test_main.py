@@ -392,7 +392,7 @@ def test_report_data_files(smoke_run, real_source_csv, real_target_csv):
   for side, path in (("source", real_source_csv), ("target", real_target_csv)):
     files = data[side]["files"]
     assert len(files) == 1, side
-    assert files[0]["path"] == str(path)
+    assert files[0]["path"] == os.path.abspath(path)
     assert files[0]["size"] == path.stat().st_size
     assert files[0]["sha256"] == sha256_of(path)
   assert data["source"]["layout"] == "wustl_iiot_2021"

@@ -33,7 +33,9 @@ def _adam(learning_rate, weight_decay):
   return optax.adam(learning_rate)
 
 
-def source_optimizer(learning_rate: float, weight_decay: float = 0.0) -> optax.GradientTransformation:
+def source_optimizer(
+    learning_rate: float, weight_decay: float = 0.0
+) -> optax.GradientTransformation:
   """Return Adam, or AdamW with decoupled `weight_decay` when it is positive."""
   return _adam(learning_rate, weight_decay)
 

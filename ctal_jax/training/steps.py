@@ -84,11 +84,12 @@ def _negatives(key, batch, hyper: Hyper):
 def loss_fn(params, model: LstmVae, batch: dict, key: jax.Array, weights: Hyper):
   """Return the weighted CTAL-VAE loss and a dict of its terms.
 
-  `batch` contains the anchors `x` [N, T, F] and `mask` [N, T], plus the splice pool
-  (`pool_x`, `pool_mask`) for synthetic negatives or the other class (`other_x`,
-  `other_mask`) for labeled ones. Positives and negatives are made here from `key`,
-  and all three go through the encoder in one pass. Reconstruction and KL use the
-  anchors only, because reconstructing a negative would teach the model its anomaly.
+  `batch` contains the anchors `x` [N, T, F] and `mask` [N, T]. Synthetic negatives
+  also need the splice pool `pool_x`, `pool_mask` (windows of the same training set),
+  and labeled negatives the other class `other_x`, `other_mask`. Positives and
+  negatives are made here from `key`, and all three go through the encoder in one
+  pass. Reconstruction and KL use the anchors only, because reconstructing a negative
+  would teach the model its anomaly.
   """
   x, mask = batch["x"], batch["mask"]
   n, seq_len = x.shape[:2]
