@@ -4,7 +4,9 @@
         [--model=ctal_vae] [--run=0|all]
 
 `--checkpoint` is a run's workdir or its `checkpoints/target` folder. The input (a CSV
-file or a folder of them) must have the target layout the run was trained on. It is
+file or a folder of them) must have the columns of the target data set the run was
+trained on. Its label and connection-type columns are optional and ignored, so new
+flow records without labels can be scored. It is
 cut into windows with the run's window settings and scaled with the run's saved
 scaler, and the model's parameters of the chosen run score every window. Nothing is
 trained. The output (CSV or Parquet, chosen by the suffix) has one row per window and
@@ -35,6 +37,7 @@ import polars as pl
 
 from ctal_jax import checkpoints
 from ctal_jax.data import domain as domain_lib
+from ctal_jax.data import layouts
 from ctal_jax.data import loading
 from ctal_jax.data import scaling
 from ctal_jax.data import windows as windows_lib
@@ -151,11 +154,14 @@ def check_input(path: str) -> None:
 def load_windows(checkpoint: Checkpoint, path: str):
   """Load the input in the run's target layout and cut it with the run's window settings."""
   target = checkpoint.meta["target"]
-  loaded = loading.load(path, connection_type=target.get("connection_type"))
-  if loaded.layout.name != target["layout"]:
+  loaded = loading.load(path, connection_type=target.get("connection_type"), labels=False)
+  # Without labels, the releases of one data set look alike, and they share the
+  # features, so the check compares the data set and the feature list.
+  trained = layouts.get_layout(target["layout"])
+  if loaded.layout.dataset != trained.dataset:
     raise loading.DataError(
         f"{path}: layout {loaded.layout.name} ({loaded.layout.dataset}), but the run was trained on "
-        f"target layout {target['layout']}; score files of that layout.")
+        f"target layout {target['layout']} ({trained.dataset}); score files of that data set.")
   if list(loaded.layout.feature_names) != list(target["feature_names"]):
     raise loading.DataError(
         f"{path}: the features of layout {loaded.layout.name} differ from those saved with the run; "

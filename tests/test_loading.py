@@ -430,3 +430,85 @@ def test_connection_type_without_column(real_source_csv, rerelease_target_dir):
   for path in (real_source_csv, rerelease_target_dir):
     with pytest.raises(DataError, match="no connection type column"):
       loading.load(path, connection_type="wireless")
+
+
+# Unlabeled loads, as scoring new traffic needs.
+
+
+def _features(loaded):
+  return loaded.frame.select(list(loaded.layout.numeric_columns))
+
+
+@pytest.mark.parametrize("dropped", [(), ("Label",), ("Label", "Connection Type")])
+def test_unlabeled_target(real_target_rows, target, tmp_path, dropped):
+  path = tmp_path / "flows.csv"
+  real_target_rows.drop(dropped).write_csv(path)
+
+  loaded = loading.load(path, labels=False)
+
+  assert loaded.labeled is False
+  assert loaded.layout.dataset == "ACI-IoT-2023"
+  assert loaded.frame.height == target.frame.height
+  assert loaded.frame["label"].to_list() == [0] * target.frame.height
+  assert loaded.frame["category"].null_count() == target.frame.height
+  assert loaded.frame["receiver"].to_list() == target.frame["receiver"].to_list()
+  assert loaded.frame["time"].to_list() == target.frame["time"].to_list()
+  assert _features(loaded).equals(_features(target))
+  assert ("connection_type" in loaded.frame.columns) == ("Connection Type" not in dropped)
+  assert set(loaded.record.extra_columns) == {"Label", "Connection Type"} - set(dropped)
+
+
+def test_unlabeled_source(real_source_rows, source, tmp_path):
+  path = tmp_path / "argus.csv"
+  real_source_rows.drop("Target", "Traffic").write_csv(path)
+
+  loaded = loading.load(path, labels=False)
+
+  assert loaded.layout.name == source.layout.name
+  assert loaded.frame["label"].sum() == 0
+  assert _features(loaded).equals(_features(source))
+
+
+def test_labeled_load_names_missing_label(real_target_rows, tmp_path):
+  path = tmp_path / "flows.csv"
+  real_target_rows.drop("Label").write_csv(path)
+
+  with pytest.raises(DataError, match="missing columns Label"):
+    loading.load(path)
+
+
+def test_unlabeled_still_needs_features(real_target_rows, tmp_path):
+  path = tmp_path / "flows.csv"
+  real_target_rows.drop("Label", "Flow Duration").write_csv(path)
+
+  with pytest.raises(DataError, match="missing columns Flow Duration"):
+    loading.load(path, labels=False)
+
+
+def test_unlabeled_filter_without_column_keeps_rows(real_target_rows, tmp_path):
+  path = tmp_path / "flows.csv"
+  real_target_rows.drop("Label", "Connection Type").write_csv(path)
+
+  loaded = loading.load(path, connection_type="wireless", labels=False)
+
+  assert loaded.frame.height == real_target_rows.height
+  assert loaded.record.rows_dropped == {}
+
+
+def test_unlabeled_filter_with_column(real_target_rows, tmp_path):
+  path = tmp_path / "flows.csv"
+  real_target_rows.drop("Label").write_csv(path)
+  wireless = int((real_target_rows["Connection Type"] == "wireless").sum())
+
+  loaded = loading.load(path, connection_type="wireless", labels=False)
+
+  assert loaded.frame.height == wireless
+
+
+def test_unlabeled_files_differ_in_columns(real_target_rows, tmp_path):
+  half = real_target_rows.height // 2
+  real_target_rows.head(half).drop("Label").write_csv(tmp_path / "a.csv")
+  real_target_rows.tail(-half).drop("Label", "Connection Type").write_csv(tmp_path / "b.csv")
+
+  with pytest.raises(DataError, match=r"b\.csv: column\(s\) Connection Type found in only one"):
+    loading.load(tmp_path, labels=False)

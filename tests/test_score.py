@@ -82,7 +82,8 @@ def expected(workdir) -> dict:
 
 
 @pytest.fixture(scope="module")
-def calls(workdir, tmp_path_factory, real_source_csv, real_target_csv, real_target_rows) -> dict:
+def calls(workdir, tmp_path_factory, real_source_csv, real_target_csv, real_target_rows,
+          rerelease_target_dir) -> dict:
   """Run every scoring call, valid and invalid; return name -> (result, output path)."""
   folder = tmp_path_factory.mktemp("score_calls")
   empty_dir = folder / "no_checkpoint"
@@ -91,12 +92,16 @@ def calls(workdir, tmp_path_factory, real_source_csv, real_target_csv, real_targ
   (folder / "binary.csv").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00binary")
   few_rows = folder / "few_rows.csv"
   real_target_rows.head(20).write_csv(few_rows)
+  unlabeled = folder / "unlabeled.csv"
+  real_target_rows.drop("Label", "Connection Type").write_csv(unlabeled)
 
   target_folder = os.path.join(workdir, "checkpoints", "target")
   out = lambda name: str(folder / name)
   cases = {
       "csv": (workdir, real_target_csv, out("scores.csv"), "--run=all"),
       "parquet": (target_folder, real_target_csv, out("scores.parquet"), "--run=0", "--model=ctal_vae"),
+      "unlabeled": (workdir, unlabeled, out("unlabeled.csv"), "--run=all"),
+      "rerelease": (workdir, rerelease_target_dir, out("rerelease.csv"), "--run=all"),
       "missing_file": (workdir, folder / "absent.csv", out("x.csv")),
       "binary_file": (workdir, folder / "binary.csv", out("x.csv")),
       "empty_file": (workdir, folder / "empty.csv", out("x.csv")),
@@ -163,6 +168,21 @@ def test_score_parquet_equals_csv(calls):
   assert parquet["receiver"].to_list() == csv["receiver"].to_list()
   np.testing.assert_allclose(parquet["score"].to_numpy(), csv["score"].to_numpy(), rtol=1e-6)
   assert parquet["flag"].to_list() == csv["flag"].to_list()
+
+
+def test_score_unlabeled_input(calls):
+  labeled = _scores(calls, "csv")
+  unlabeled = _scores(calls, "unlabeled")
+  assert unlabeled.equals(labeled)
+
+
+def test_score_rerelease_against_2023_run(calls):
+  labeled = _scores(calls, "csv")
+  rerelease = _scores(calls, "rerelease")
+  assert rerelease.height == labeled.height
+  keys = ["receiver", "start_us", "occurrence"]
+  assert rerelease.select(keys).sort(keys).equals(labeled.select(keys).sort(keys))
+  assert 0 < rerelease["flag"].sum() < rerelease.height
 
 
 def test_score_leaves_no_partial(calls):

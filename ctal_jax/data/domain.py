@@ -117,12 +117,15 @@ def build_domain(loaded: loading.Loaded, spec: windows_lib.WindowSpec) -> Domain
       start_time=times[first] if first.size else np.zeros(0, np.int64),
       coverage=coverage_lib.coverage(flow_index, codes, flow_labels),
   )
-  logging.info(
-      "%s: %d windows (%d benign, %d attack) from %d of %d flows.",
-      loaded.layout.name, domain.n_windows, int((domain.label == 0).sum()),
-      int((domain.label == 1).sum()), domain.coverage["flows"]["in_windows"],
-      domain.coverage["flows"]["total"],
-  )
+  flows = domain.coverage["flows"]
+  if loaded.labeled:
+    logging.info(
+        "%s: %d windows (%d benign, %d attack) from %d of %d flows.",
+        loaded.layout.name, domain.n_windows, int((domain.label == 0).sum()),
+        int((domain.label == 1).sum()), flows["in_windows"], flows["total"])
+  else:
+    logging.info("%s: %d windows (unlabeled) from %d of %d flows.",
+                 loaded.layout.name, domain.n_windows, flows["in_windows"], flows["total"])
   return domain
 
 

@@ -50,8 +50,19 @@ class Layout:
 
   @property
   def numeric_columns(self) -> tuple[str, ...]:
-    """Columns coerced to numbers when loading: features, protocol and a numeric label."""
+    """Columns coerced to numbers when loading: the features and the protocol."""
     return self.features + (self.protocol,)
+
+  @property
+  def label_columns(self) -> tuple[str, ...]:
+    """The columns an unlabeled file of this layout may lack."""
+    columns = (self.label, self.category, self.connection_type)
+    return tuple(dict.fromkeys(column for column in columns if column))
+
+  @property
+  def unlabeled_columns(self) -> tuple[str, ...]:
+    """Every column but the label columns, in file order."""
+    return tuple(column for column in self.columns if column not in self.label_columns)
 
 
 _WUSTL_COLUMNS = (

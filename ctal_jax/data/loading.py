@@ -5,13 +5,18 @@ The returned frame has these columns, whatever the layout:
 - `receiver` (str): the receiver address, kept verbatim (IPv4, IPv6, MAC or `0`);
 - `time` (datetime, microseconds): the flow start time;
 - `row` (int64): position in the input, counting across files, for stable sorting;
-- `label` (int8): 0 benign, 1 attack;
+- `label` (int8): 0 benign, 1 attack; 0 on every row of an unlabeled load;
 - `category` (str): the attack category, null for benign rows;
-- `connection_type` (str): only for layouts that have the column;
+- `connection_type` (str): only for layouts that have the column (and, in an
+  unlabeled load, only when the files have it);
 - the layout's numeric features (float64, nulls where a value was missing, not a
   number, or infinite) and its protocol column (int64, null when not a number).
 
 Every row dropped and every value repaired is counted in a `CleaningRecord`.
+
+An unlabeled load (`labels=False`) serves scoring: it accepts files that lack the
+layout's label and connection-type columns, such as new flow records that nobody
+labeled, and ignores those columns where a file has them.
 """
 
 import dataclasses
@@ -74,6 +79,8 @@ class Loaded:
   frame: pl.DataFrame
   layout: Layout
   record: CleaningRecord
+  # False when loaded without labels: `label` is then 0 on every row.
+  labeled: bool = True
 
 
 def expand_paths(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str]:
@@ -119,15 +126,23 @@ def read_header(path: str) -> list[str]:
   return names
 
 
-def match_layouts(path: str, names: Sequence[str]) -> list[Layout]:
-  """Return every layout whose columns are all in `names`, or raise naming the closest."""
+def _required_columns(layout: Layout, labels: bool) -> tuple[str, ...]:
+  return layout.columns if labels else layout.unlabeled_columns
+
+
+def match_layouts(path: str, names: Sequence[str], labels: bool = True) -> list[Layout]:
+  """Return every layout whose columns are all in `names`, or raise naming the closest.
+
+  Without `labels`, a layout's label and connection-type columns may be missing.
+  """
   present = set(names)
-  matches = [layout for layout in layouts_lib.LAYOUTS if set(layout.columns) <= present]
+  required = {layout.name: _required_columns(layout, labels) for layout in layouts_lib.LAYOUTS}
+  matches = [layout for layout in layouts_lib.LAYOUTS if set(required[layout.name]) <= present]
   if matches:
     return matches
 
-  closest = max(layouts_lib.LAYOUTS, key=lambda layout: len(set(layout.columns) & present))
-  missing = [column for column in closest.columns if column not in present]
+  closest = max(layouts_lib.LAYOUTS, key=lambda layout: len(set(required[layout.name]) & present))
+  missing = [column for column in required[closest.name] if column not in present]
   shown = ", ".join(missing[:12]) + (f" and {len(missing) - 12} more" if len(missing) > 12 else "")
   raise DataError(
       f"{path}: matches no supported layout; closest is {closest.name} ({closest.dataset}), "
@@ -144,9 +159,11 @@ def _scan(path: str, names: Sequence[str], needed: Sequence[str]) -> pl.LazyFram
   return renamed.select(needed)
 
 
-def _needed_columns(layout: Layout) -> list[str]:
-  columns = [layout.receiver, layout.time, layout.label, layout.category]
-  if layout.connection_type:
+def _needed_columns(layout: Layout, names: Sequence[str], labels: bool) -> list[str]:
+  columns = [layout.receiver, layout.time]
+  if labels:
+    columns.extend([layout.label, layout.category])
+  if layout.connection_type and (labels or layout.connection_type in names):
     columns.append(layout.connection_type)
   columns.extend(layout.numeric_columns)
   return list(dict.fromkeys(columns))
@@ -174,21 +191,22 @@ def _time_failure(source: str, times: pl.Series, candidates: Sequence[Layout]) -
   )
 
 
-def _read_file(path: str, record: CleaningRecord) -> tuple[pl.DataFrame, list[Layout]]:
+def _read_file(path: str, record: CleaningRecord, labels: bool) -> tuple[pl.DataFrame, list[Layout]]:
   """Read one file as strings, drop repeated headers and empty keys.
 
   Returns the frame and the layouts whose columns the file has. Those layouts differ
   only in their time formats, which `load` checks against the times of every file.
   """
   names = read_header(path)
-  candidates = match_layouts(path, names)
-  # Candidates differ only in their time formats, so they share the needed columns.
+  candidates = match_layouts(path, names, labels)
+  # Candidates differ only in their time formats (and, without labels, in label
+  # columns that are not read), so they share the needed columns.
   layout = candidates[0]
-  extra = [name for name in names if name not in layout.columns]
+  extra = [name for name in names if name not in _required_columns(layout, labels)]
   record.extra_columns.extend(name for name in extra if name not in record.extra_columns)
 
   try:
-    frame = _scan(path, names, _needed_columns(layout)).collect()
+    frame = _scan(path, names, _needed_columns(layout, names, labels)).collect()
   except pl.exceptions.PolarsError as error:
     first_line = str(error).strip().splitlines()[0]
     raise DataError(f"{path}: CSV could not be parsed ({first_line}); check the file is a comma-separated export.") from None
@@ -297,13 +315,17 @@ def load(
     paths: str | os.PathLike | Sequence[str | os.PathLike],
     *,
     connection_type: str | None = None,
+    labels: bool = True,
 ) -> Loaded:
   """Load one CSV, several, or a folder of them, all of one layout.
 
   Args:
     paths: a file, a folder (every `*.csv` in it) or a list of files and folders.
     connection_type: keep only rows whose connection type equals this value
-      (`wired` or `wireless`); only for layouts with that column.
+      (`wired` or `wireless`); only for layouts with that column. An unlabeled load
+      of files without the column keeps every row and logs that it did.
+    labels: read the label columns. When False, files may lack the label and
+      connection-type columns, and `label` is 0 on every row.
 
   Raises:
     DataError: on a missing, empty or binary file, a file that matches no layout,
@@ -316,7 +338,7 @@ def load(
   raw_frames = []
   candidates = None
   for path in files:
-    frame, file_candidates = _read_file(path, record)
+    frame, file_candidates = _read_file(path, record, labels)
     if candidates is None:
       candidates = file_candidates
     elif [c.name for c in file_candidates] != [c.name for c in candidates]:
@@ -328,7 +350,11 @@ def load(
 
   times = pl.concat([frame[candidates[0].time] for frame in raw_frames])
   layout, record.time_format = _detect_layout(files, times, candidates)
-  frames = [_labels(path, frame, layout) for path, frame in zip(files, raw_frames)]
+  if labels:
+    frames = [_labels(path, frame, layout) for path, frame in zip(files, raw_frames)]
+  else:
+    _check_same_columns(files, raw_frames)
+    frames = [_no_labels(frame) for frame in raw_frames]
   logging.info("Layout %s (%s); time format %r.", layout.name, layout.description, record.time_format)
 
   frame = pl.concat(frames, how="vertical")
@@ -339,17 +365,37 @@ def load(
       row=pl.int_range(pl.len(), dtype=pl.Int64),
   )
 
-  if connection_type is not None:
+  has_connection_type = bool(layout.connection_type) and layout.connection_type in frame.columns
+  if connection_type is not None and layout.connection_type and not has_connection_type:
+    logging.warning(
+        "%s has no %r column, so the connection_type=%r filter cannot apply; keeping every row.",
+        files[0], layout.connection_type, connection_type)
+  elif connection_type is not None:
     frame = _filter_connection_type(frame, layout, connection_type, files, record)
 
   keep = ["receiver", "time", "row", "label", "category"]
-  if layout.connection_type:
+  if has_connection_type:
     frame = frame.with_columns(connection_type=pl.col(layout.connection_type))
     keep.append("connection_type")
   frame = frame.select(keep + list(layout.numeric_columns))
 
   _log_record(record)
-  return Loaded(frame=frame, layout=layout, record=record)
+  return Loaded(frame=frame, layout=layout, record=record, labeled=labels)
+
+
+def _no_labels(frame: pl.DataFrame) -> pl.DataFrame:
+  """Add the `label` (0) and `category` (null) columns of an unlabeled load."""
+  return frame.with_columns(label=pl.lit(0, dtype=pl.Int8), category=pl.lit(None, dtype=pl.String))
+
+
+def _check_same_columns(files: list[str], frames: list[pl.DataFrame]) -> None:
+  """Reject an unlabeled load whose files differ in the optional columns they carry."""
+  for path, frame in zip(files[1:], frames[1:]):
+    if frame.columns != frames[0].columns:
+      differing = sorted(set(frame.columns) ^ set(frames[0].columns))
+      raise DataError(
+          f"{path}: column(s) {', '.join(differing)} found in only one of this file and "
+          f"{files[0]}; load files with the same columns together.")
 
 
 def _filter_connection_type(
