@@ -983,3 +983,23 @@ def test_run_epochs_nan_one_seed(tmp_path):
   assert calls == [2]
   records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
   assert [record["epoch"] for record in records] == [2]
+
+
+@pytest.mark.slow
+def test_paper_variant_on_example_data(environment, tmp_path):
+  # No paths: the run writes the built-in example data into CTAL_CACHE and uses it.
+  environment = dict(environment, CTAL_CACHE=str(tmp_path / "cache"))
+  result = run_main(
+      environment, tmp_path / "run", "--config=configs/transfer.py:paper",
+      "--config.models=ctal_vae,iforest", "--config.seeds=1",
+      "--config.source.epochs=2", "--config.target.epochs=2")
+
+  assert_succeeded(result)
+  data = result.report["data"]
+  assert data["example_data"] is True
+  assert pathlib.Path(data["target"]["files"][0]["path"]).parent == tmp_path / "cache"
+  dropped = data["target"]["cleaning"]["rows_dropped"]
+  assert dropped["Connection Type is not wireless"] > 0
+  assert data["target"]["windows"]["benign"] >= 150
+  assert set(result.report["models"]) == {"ctal_vae", "iforest", "flag_all"}
+  assert "built-in example data" in (tmp_path / "run" / "report.md").read_text()
