@@ -15,12 +15,14 @@ run, ordered by run and then by receiver and start time:
 - `receiver`, `start_time` (ISO 8601, the window's first flow), `run`, `draw`, `seed`;
 - `score`: the reconstruction MSE with z = mu, as in the run's report;
 - `threshold`, `flag`: the run's label-free threshold, and `score > threshold`;
+- `used_as`: `shot` or `calibration` (or `negative`, with labeled negatives) when the
+  run adapted or calibrated on this very window, empty otherwise. A window matches
+  when its receiver, start time and flow features all equal those of the saved one;
 - `top_feature_1..3`, `top_error_1..3`: the features with the largest squared
   reconstruction error summed over the window's steps, and those sums.
 
-Scoring the run's own target file includes the windows the run adapted and
-calibrated on, because the checkpoint does not record which windows those were.
-Exits 0 on success, and 2 with a one-line error on invalid input.
+Scoring the run's own target file therefore marks the windows that an evaluation
+must leave out. Exits 0 on success, and 2 with a one-line error on invalid input.
 """
 
 import dataclasses
@@ -210,7 +212,17 @@ def top_features(errors: np.ndarray, names: list[str], count: int = TOP_FEATURES
   return columns
 
 
-def score_run(checkpoint: Checkpoint, model, params, domain, run: int, model_name: str) -> pl.DataFrame:
+def used_as(checkpoint: Checkpoint, draw: int, keys: list[tuple]) -> list[str | None]:
+  """Return the role each window had in the run's draw: shot, calibration, negative or None."""
+  saved = checkpoint.meta["target"].get("draw_windows")
+  if saved is None:
+    return [None] * len(keys)
+  roles = {tuple(key): role for role, role_keys in saved[draw].items() for key in role_keys}
+  return [roles.get(key) for key in keys]
+
+
+def score_run(checkpoint: Checkpoint, model, params, domain, run: int, model_name: str,
+              keys: list[tuple]) -> pl.DataFrame:
   """Score every window of `domain` with one run's parameters; one row per window."""
   draw, seed = checkpoint.runs[run]["draw"], checkpoint.runs[run]["seed"]
   target = checkpoint.meta["target"]
@@ -232,11 +244,13 @@ def score_run(checkpoint: Checkpoint, model, params, domain, run: int, model_nam
       "score": scores,
       "threshold": np.full(scores.size, threshold),
       "flag": scores > threshold,
+      "used_as": pl.Series(used_as(checkpoint, draw, keys), dtype=pl.String),
   })
   frame = frame.with_columns(**{
       name: pl.Series(values) for name, values in top_features(errors, target["feature_names"]).items()})
-  logging.info("Run %d (draw %d, seed %d): %d of %d windows flagged (threshold %.4g).",
-               run, draw, seed, int(frame["flag"].sum()), frame.height, threshold)
+  logging.info("Run %d (draw %d, seed %d): %d of %d windows flagged (threshold %.4g); %d windows "
+               "were the run's shots or calibration windows.", run, draw, seed, int(frame["flag"].sum()),
+               frame.height, threshold, frame["used_as"].is_not_null().sum())
   return frame
 
 
@@ -270,7 +284,11 @@ def score(checkpoint_path: str, input_path: str, output_path: str, model_name: s
   model = phases.build_model(
       checkpoint.config, variant, len(checkpoint.meta["source"]["feature_names"]),
       len(target["feature_names"]))
-  frames = [score_run(checkpoint, model, params, domain, index, model_name) for index in runs]
+  if "draw_windows" not in target:
+    logging.warning("The checkpoint does not list the windows its runs adapted and calibrated on, "
+                    "so the used_as column stays empty.")
+  keys = domain.window_keys()
+  frames = [score_run(checkpoint, model, params, domain, index, model_name, keys) for index in runs]
 
   frame = pl.concat(frames)
   write_table(frame, output_path, suffix)

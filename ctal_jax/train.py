@@ -145,6 +145,13 @@ class Experiment:
       data["other_x"], data["other_mask"] = negatives["x"], negatives["mask"]
     return data
 
+  def _draw_windows(self, draw: protocol.Draw) -> dict[str, list]:
+    """Return the keys of the target windows one draw trained or calibrated on, by role."""
+    roles = {"shot": draw.shots, "calibration": draw.calibration}
+    if draw.index in self.negatives:
+      roles["negative"] = self.negatives[draw.index]
+    return {role: [list(key) for key in self.target.window_keys(ids)] for role, ids in roles.items()}
+
   def metadata(self) -> dict:
     """Return what scoring new data needs besides parameters: layouts, features, scalers."""
     def domain_meta(domain):
@@ -162,6 +169,7 @@ class Experiment:
             domain_meta(self.target),
             scalers=[scaler.to_dict() for scaler in self.target_scalers],
             connection_type=self.config.target.connection_type,
+            draw_windows=[self._draw_windows(draw) for draw in self.draws],
         ),
         "window": dict(self.config.window.to_dict()),
     }

@@ -151,6 +151,16 @@ def test_score_flags_follow_threshold(calls, expected):
   assert 0 < flags.sum() < frame.height
 
 
+def test_score_marks_shots_and_calibration(calls, expected):
+  frame = _scores(calls, "csv")
+  keys = ["receiver", "start_us", "occurrence"]
+
+  roles = dict(frame["used_as"].drop_nulls().value_counts().iter_rows())
+  assert roles == {"shot": 5, "calibration": 10}
+  unused = frame.filter(pl.col("used_as").is_null()).select(keys).sort(keys)
+  assert unused.equals(expected["evaluation"].select(keys).sort(keys))
+
+
 def test_score_top_features(calls, expected):
   frame = _scores(calls, "csv")
   assert set(TOP_COLUMNS) <= set(frame.columns)

@@ -1,6 +1,7 @@
 """One domain's flows, cut into windows: loading, features and windowing together."""
 
 import dataclasses
+import hashlib
 import os
 from collections.abc import Sequence
 
@@ -58,6 +59,21 @@ class Domain:
     """Return the sorted, distinct flow indices inside the given windows."""
     flows = self.flow_index[window_ids].ravel()
     return np.unique(flows[flows != windows_lib.PAD])
+
+  def window_keys(self, window_ids: np.ndarray | None = None) -> list[tuple[str, int, str]]:
+    """Return (receiver, start time in microseconds, digest of the flows) per window.
+
+    The digest covers the window's unscaled features, so the same flows read again from
+    the same records give the same key, and two windows that share a receiver and a
+    start time but not their flows get different keys.
+    """
+    ids = np.arange(self.n_windows) if window_ids is None else np.asarray(window_ids)
+    values = windows_lib.gather(self.flow_index[ids], self.numeric, fill=np.nan)
+    keys = []
+    for position, window in enumerate(ids):
+      digest = hashlib.blake2b(np.ascontiguousarray(values[position]).tobytes(), digest_size=8)
+      keys.append((str(self.receiver[window]), int(self.start_time[window]), digest.hexdigest()))
+    return keys
 
   def scaled_windows(self, scaler: Scaler, window_ids: np.ndarray | None = None) -> np.ndarray:
     """Return scaled model inputs [windows, seq_len, features], zeros on padding."""

@@ -46,8 +46,8 @@ FORMAT_VERSION = 1
 
 # With seed 0: 536 full 30-flow windows per receiver, 451 benign and 85 attack.
 DEFAULT_SOURCE_ROWS = 18_000
-# With seed 0: 450 full 30-flow windows per receiver, 248 benign and 202 attack; the
-# wireless rows alone give 166 benign windows, enough for the `paper` variant's 150.
+# With seed 0: 450 full 30-flow windows per receiver, 248 benign and 202 attack. The
+# wireless rows alone give 166 benign windows, so the `paper` variant (150) runs.
 DEFAULT_TARGET_ROWS = 16_000
 
 # Below this, the rarest attack kinds get too few rows to form a burst.
