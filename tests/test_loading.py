@@ -235,6 +235,20 @@ def test_spaces_around_column_names(real_source_csv, source, tmp_path):
   assert loaded.frame.equals(source.frame)
 
 
+def test_quoted_name_with_comma(real_source_rows, source, tmp_path):
+  path = tmp_path / "annotated.csv"
+  notes = pl.Series("Note, free text", ["a, b"] * real_source_rows.height)
+  real_source_rows.with_columns(notes).write_csv(path)
+
+  loaded = loading.load(path)
+
+  header = path.read_text().splitlines()[0]
+  assert header.startswith("StartTime,")
+  assert header.endswith('"Note, free text"')
+  assert loaded.record.extra_columns == ["Note, free text"]
+  assert loaded.frame.equals(source.frame)
+
+
 def test_byte_order_mark_header(real_source_csv, source, tmp_path):
   path = tmp_path / "bom.csv"
   path.write_bytes(b"\xef\xbb\xbf" + real_source_csv.read_bytes())

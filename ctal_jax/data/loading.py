@@ -19,6 +19,7 @@ layout's label and connection-type columns, such as new flow records that nobody
 labeled, and ignores those columns where a file has them.
 """
 
+import csv
 import dataclasses
 import os
 from collections.abc import Sequence
@@ -117,7 +118,8 @@ def read_header(path: str) -> list[str]:
     raise DataError(f"{path}: file is binary, not a CSV text file; export the flow records as CSV.")
   # `utf-8-sig` drops the byte order mark that spreadsheet exports put before the header.
   first_line = head.splitlines()[0].decode("utf-8-sig", errors="replace")
-  names = [name.strip().strip('"').strip() for name in first_line.split(",")]
+  # The csv module reads quoted names, which may contain commas, as polars does.
+  names = [name.strip().strip('"').strip() for name in next(csv.reader([first_line]))]
   if len(names) < 2:
     raise DataError(f"{path}: first line has no comma-separated header; expected a CSV file.")
   duplicated = sorted({name for name in names if names.count(name) > 1})
