@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 
+from absl import logging
 import jax
 import orbax.checkpoint as ocp
 
@@ -44,17 +45,29 @@ def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
   return lines
 
 
+def has_checkpoints(workdir: str) -> bool:
+  """Return True when any checkpoint manager under `workdir/checkpoints` finished a step."""
+  for _, folders, _ in os.walk(os.path.join(workdir, "checkpoints")):
+    if any(name.isdigit() for name in folders):
+      return True
+  return False
+
+
 def guard_workdir(workdir: str, config_dict: dict) -> bool:
   """Write `config.json`, or check it against an earlier run in the same workdir.
 
-  Returns True when the workdir already held this config (the run resumes).
+  A workdir whose earlier run saved no checkpoint (it stopped at an input check, say)
+  starts afresh: its config.json is replaced and its metrics.jsonl removed.
+
+  Returns True when the workdir already held this config and checkpoints (the run
+  resumes).
 
   Raises:
-    ResumeError: the workdir contains a run with a different config.
+    ResumeError: the workdir contains checkpoints of a run with a different config.
   """
   path = os.path.join(workdir, "config.json")
   digest = config_hash(config_dict)
-  if os.path.exists(path):
+  if os.path.exists(path) and has_checkpoints(workdir):
     with open(path) as handle:
       saved = json.load(handle)
     if saved.get("hash") != digest:
@@ -62,10 +75,16 @@ def guard_workdir(workdir: str, config_dict: dict) -> bool:
       raise ResumeError(
           f"{workdir} contains checkpoints of a run with config hash {saved.get('hash', '?')[:12]}, "
           f"but this config hashes to {digest[:12]} ({'; '.join(changes[:5]) or 'same fields'}). "
-          "Use a new --workdir, or rerun with the saved config.json."
+          "Use a new --workdir, or rerun with the earlier settings (listed in its config.json) "
+          "to resume that run."
       )
     return True
+
   os.makedirs(workdir, exist_ok=True)
+  metrics = os.path.join(workdir, "metrics.jsonl")
+  if os.path.exists(metrics):
+    logging.info("%s has no checkpoint, so the run starts afresh and replaces its metrics.jsonl.", workdir)
+    os.remove(metrics)
   write_json_atomic(path, {"hash": digest, "config": config_dict})
   return False
 

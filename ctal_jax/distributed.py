@@ -106,7 +106,7 @@ def maybe_initialize_distributed() -> bool:
   # training loop has neither.
   address = os.environ.get(COORDINATOR_ENV)
   if not address:
-    logging.info("%s is not set: running on this host only.", COORDINATOR_ENV)
+    logging.debug("%s is not set: running on this host only.", COORDINATOR_ENV)
     return False
   num_processes = _int_env(NUM_PROCESSES_ENV)
   process_id = _int_env(PROCESS_ID_ENV)

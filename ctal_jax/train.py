@@ -368,7 +368,6 @@ def main_with_errors(config, workdir: str) -> None:
   try:
     train_and_evaluate(config, workdir)
   except expected as error:
-    logging.error("%s", error)
     print(f"error: {error}", file=sys.stderr)
     raise SystemExit(2) from None
   logging.info("Report written to %s.", os.path.join(workdir, "report.md"))

@@ -1,6 +1,7 @@
 """Tests of the config guard of a workdir and of Orbax save and restore."""
 
 import json
+import pathlib
 
 import jax
 import numpy as np
@@ -69,9 +70,15 @@ def test_guard_writes_config_json(tmp_path):
   assert not (tmp_path / "run" / "config.json.partial").exists()
 
 
+def add_checkpoint_step(workdir) -> None:
+  """Make the workdir look like a run that saved one target checkpoint step."""
+  (pathlib.Path(workdir) / "checkpoints" / "target" / "1").mkdir(parents=True)
+
+
 def test_guard_accepts_same_config(tmp_path):
   workdir = str(tmp_path)
   checkpoints.guard_workdir(workdir, sample_config())
+  add_checkpoint_step(workdir)
   before = (tmp_path / "config.json").read_text()
 
   assert checkpoints.guard_workdir(workdir, sample_config()) is True
@@ -82,6 +89,7 @@ def test_guard_rejects_changed_field(tmp_path):
   workdir = str(tmp_path)
   config = sample_config()
   checkpoints.guard_workdir(workdir, config)
+  add_checkpoint_step(workdir)
   other = changed(config, "target", "epochs", 10)
 
   with pytest.raises(checkpoints.ResumeError) as raised:
@@ -99,10 +107,25 @@ def test_guard_rejects_changed_field(tmp_path):
 def test_guard_names_added_field(tmp_path):
   workdir = str(tmp_path)
   checkpoints.guard_workdir(workdir, sample_config())
+  add_checkpoint_step(workdir)
   other = dict(sample_config(), negatives="labeled")
 
   with pytest.raises(checkpoints.ResumeError, match="negatives: None -> 'labeled'"):
     checkpoints.guard_workdir(workdir, other)
+
+
+def test_guard_restarts_without_checkpoints(tmp_path):
+  workdir = str(tmp_path)
+  checkpoints.guard_workdir(workdir, sample_config())
+  (tmp_path / "metrics.jsonl").write_text('{"epoch": 1}\n')
+  (tmp_path / "checkpoints" / "target").mkdir(parents=True)
+  other = changed(sample_config(), "target", "epochs", 10)
+
+  resumed = checkpoints.guard_workdir(workdir, other)
+
+  assert resumed is False
+  assert json.loads((tmp_path / "config.json").read_text())["config"] == other
+  assert not (tmp_path / "metrics.jsonl").exists()
 
 
 # Save and restore.

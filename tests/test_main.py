@@ -848,6 +848,40 @@ def test_unknown_model_rejected(environment, real_data_args, tmp_path):
   assert not workdir.exists()
 
 
+@pytest.mark.parametrize("args, expected", [
+    (("--config.source.epoch=3",), 'unknown config field \'epoch\' in a --config. override. Did you mean "epochs"'),
+    (("--config.epochs=3",), "unknown config field 'epochs'"),
+    (("--config=configs/transfer.py:quick",), "Unknown config variant 'quick'; use 'smoke' or 'paper'."),
+    (("--config=configs/absent.py",), "No such file or directory: 'configs/absent.py'"),
+    (("--config.seeds=abc",), "flag --config.seeds=abc: invalid literal for int()"),
+    (("--workdirr=x",), "Unknown command line flag 'workdirr'"),
+])
+def test_command_line_error_one_line(environment, tmp_path, args, expected):
+  workdir = tmp_path / "run"
+  result = run_main(environment, workdir, SMOKE, *args)
+
+  assert result.returncode == 2, result.stderr[-3000:]
+  assert "Traceback" not in result.stderr
+  lines = result.error_lines()
+  assert len(lines) == 1, result.stderr
+  assert expected in lines[0]
+  assert not workdir.exists()
+
+
+def test_failed_start_leaves_workdir_usable(environment, tmp_path, real_target_csv):
+  workdir = tmp_path / "run"
+  runs = [
+      run_main(environment, workdir, SMOKE, *data_args(tmp_path / name, real_target_csv))
+      for name in ("absent.csv", "also_absent.csv")
+  ]
+
+  for run, name in zip(runs, ("absent.csv", "also_absent.csv")):
+    assert run.returncode == 2, run.stderr[-3000:]
+    assert run.error_lines() == [f"error: {tmp_path / name}: no such file or folder."]
+  saved = json.loads((workdir / "config.json").read_text())
+  assert saved["config"]["source"]["path"] == str(tmp_path / "also_absent.csv")
+
+
 # Config variants.
 
 
