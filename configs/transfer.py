@@ -59,8 +59,10 @@ def get_config(variant: str | None = None) -> config_dict.ConfigDict:
 
   config.window = config_dict.ConfigDict()
   config.window.seq_len = 30
-  config.window.stride = 30
-  config.window.min_len = 30
+  # Stride and min_len follow seq_len unless set themselves; `* 1` gives each its own
+  # reference, so that setting one leaves seq_len alone.
+  config.window.stride = config.window.get_ref("seq_len") * 1
+  config.window.min_len = config.window.get_ref("seq_len") * 1
   # `drop` keeps full windows only; `pad` keeps tails of at least min_len flows, masked.
   config.window.tail = "drop"
   # `any`, or the attack fraction (e.g. "0.5") at which a window counts as attack.

@@ -1037,3 +1037,15 @@ def test_paper_variant_on_example_data(environment, tmp_path):
   assert data["target"]["windows"]["benign"] >= 150
   assert set(result.report["models"]) == {"ctal_vae", "iforest", "flag_all"}
   assert "built-in example data" in (tmp_path / "run" / "report.md").read_text()
+
+
+def test_config_window_follows_seq_len():
+  config = load_config_module().get_config()
+  config.window.seq_len = 60
+  assert (config.window.stride, config.window.min_len) == (60, 60)
+
+  config.window.stride = 15
+  config.window.seq_len = 90
+  assert config.window.seq_len == 90
+  assert config.window.stride == 15
+  assert config.window.min_len == 90
