@@ -92,3 +92,17 @@ def evaluation_windows(n_windows: int, draws: list[Draw], extra: list[np.ndarray
   for window_ids in extra:
     used[window_ids] = True
   return np.flatnonzero(~used)
+
+
+def check_evaluation_labels(labels: np.ndarray) -> None:
+  """Raise unless the evaluation windows hold both benign and attack windows.
+
+  Labels only decide whether the metrics are defined; they choose nothing.
+  """
+  attack = int(np.sum(labels == 1))
+  benign = int(labels.size - attack)
+  if attack == 0 or benign == 0:
+    raise ProtocolError(
+        f"The evaluation set has {benign} benign and {attack} attack windows, but AUROC, AUPRC "
+        "and sensitivity need both. Give target data with both classes (check "
+        "config.target.connection_type and config.window.label_rule).")

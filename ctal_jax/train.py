@@ -89,6 +89,7 @@ class Experiment:
     self.evaluation = protocol.evaluation_windows(
         self.target.n_windows, self.draws, extra=list(self.negatives.values()))
     self.eval_labels = self.target.label[self.evaluation]
+    protocol.check_evaluation_labels(self.eval_labels)
 
     # Scaling, fitted without labels (source: its benign training windows).
     floor, clip = config.scaler.floor, config.scaler.clip

@@ -1049,3 +1049,17 @@ def test_config_window_follows_seq_len():
   assert config.window.seq_len == 90
   assert config.window.stride == 15
   assert config.window.min_len == 90
+
+
+@pytest.mark.slow
+def test_no_attack_windows_rejected(environment, real_data_args, tmp_path):
+  # The wireless rows of the real target file hold benign windows only.
+  result = run_main(
+      environment, tmp_path / "run", SMOKE, *real_data_args, "--config.target.connection_type=wireless",
+      "--config.draws=1", "--config.models=ctal_vae,iforest")
+
+  assert result.returncode == 2, result.stderr[-3000:]
+  lines = result.error_lines()
+  assert len(lines) == 1, result.stderr
+  assert re.search(r"evaluation set has \d+ benign and 0 attack windows", lines[0]), lines[0]
+  assert not (tmp_path / "run" / "report.md").exists()

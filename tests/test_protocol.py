@@ -189,3 +189,17 @@ def test_draw_attack_windows_short_raises():
   labels = np.array([0, 0, 1, 1, 0], np.int8)
   with pytest.raises(protocol.ProtocolError, match="the target has 2"):
     protocol.draw_attack_windows(labels, draws=1, count=3, seed=0)
+
+
+@pytest.mark.parametrize("labels, counts", [
+    ([0, 0, 0], "3 benign and 0 attack"),
+    ([1, 1], "0 benign and 2 attack"),
+    ([], "0 benign and 0 attack"),
+])
+def test_evaluation_one_class_raises(labels, counts):
+  with pytest.raises(protocol.ProtocolError, match=f"evaluation set has {counts} windows"):
+    protocol.check_evaluation_labels(np.array(labels, np.int8))
+
+
+def test_evaluation_both_classes_passes():
+  assert protocol.check_evaluation_labels(np.array([0, 1, 0], np.int8)) is None
