@@ -476,7 +476,34 @@ def test_paired_differences_per_run(smoke_run):
       theirs = np.array(report["models"][name]["metrics"][metric]["runs"])
       assert entry[metric]["runs"] == pytest.approx((ours - theirs).tolist()), (name, metric)
       assert entry[metric]["ctal_vae_wins"] == int(np.sum(ours > theirs)), (name, metric)
+      assert entry[metric]["ties"] == int(np.sum(ours == theirs)), (name, metric)
       assert entry[metric]["n_runs"] == 4, (name, metric)
+
+
+@pytest.mark.slow
+def test_report_md_paired_counts(smoke_run):
+  assert_succeeded(smoke_run)
+  text = (smoke_run.workdir / "report.md").read_text()
+  section = text.split("## Paired comparison")[1].split("## ")[0]
+
+  for name, entry in smoke_run.report["paired"].items():
+    row = next(line for line in section.splitlines() if line.startswith(f"| `{name}` |"))
+    auroc = entry["auroc"]
+    losses = auroc["n_runs"] - auroc["ctal_vae_wins"] - auroc["ties"]
+    assert f"({auroc['ctal_vae_wins']}/{auroc['ties']}/{losses})" in row, row
+
+
+@pytest.mark.slow
+def test_report_md_marks_trial_run(smoke_run):
+  assert_succeeded(smoke_run)
+  text = (smoke_run.workdir / "report.md").read_text()
+  protocol = smoke_run.report["protocol"]
+
+  assert protocol["shorter_than_method"] is True
+  assert f"Training: {protocol['source_epochs']} source and {protocol['target_epochs']} target epochs" in text
+  assert "windows of 30 flows per receiver, stride 30" in text
+  assert "**Trial run**" in text
+  assert "connection type" not in text
 
 
 # The smoke run against its checkpoint and the window labels.
@@ -1036,7 +1063,10 @@ def test_paper_variant_on_example_data(environment, tmp_path):
   assert dropped["Connection Type is not wireless"] > 0
   assert data["target"]["windows"]["benign"] >= 150
   assert set(result.report["models"]) == {"ctal_vae", "iforest", "flag_all"}
-  assert "built-in example data" in (tmp_path / "run" / "report.md").read_text()
+  text = (tmp_path / "run" / "report.md").read_text()
+  assert "built-in example data" in text
+  removed = dropped["Connection Type is not wireless"]
+  assert f"Target rows: connection type `wireless` only ({removed:,} other rows left out)." in text
 
 
 def test_config_window_follows_seq_len():

@@ -187,6 +187,10 @@ def histogram_panel(ax, labels: np.ndarray, run_scores: np.ndarray, threshold: f
 
   if log_x:
     ax.set_xscale("log")
+    # Minor-tick labels (2×10⁻¹, 3×10⁻¹, ...) run into each other on a narrow panel.
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+    ax.xaxis.set_major_locator(ticker.LogLocator(numticks=6))
+  ax.tick_params(axis="x", labelsize=8)
   ax.set_xlabel("window score" + (" (log scale)" if log_x else ""))
   ax.set_ylabel("share of the class's windows")
   ax.legend(fontsize=8, loc="best")

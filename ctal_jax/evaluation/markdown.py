@@ -47,6 +47,30 @@ def _data_lines(report: dict) -> list[str]:
   return lines
 
 
+def _training_lines(protocol: dict, data: dict) -> list[str]:
+  window = protocol["window"]
+  lines = [
+      f"Training: {protocol['source_epochs']} source and {protocol['target_epochs']} target epochs; "
+      f"windows of {window['seq_len']} flows per receiver, stride {window['stride']}, tail "
+      f"`{window['tail']}`, label rule `{window['label_rule']}`."]
+  if protocol["connection_type"]:
+    dropped = data["target"]["cleaning"]["rows_dropped"]
+    removed = sum(count for reason, count in dropped.items() if "Connection Type" in reason)
+    lines.append(
+        f"Target rows: connection type `{protocol['connection_type']}` only ({removed:,} other rows "
+        "left out).")
+  if protocol["shorter_than_method"]:
+    lines.append(
+        "**Trial run**: fewer epochs than the method's defaults (100 source, 200 target), so "
+        "these numbers are not a result.")
+  # One paragraph each.
+  return [part for line in lines for part in (line, "")][:-1]
+
+
+def _feature_row(name: str, auroc: float) -> list[str]:
+  return [f"`{name}`", f"{auroc:.3f}", f"{max(auroc, 1 - auroc):.3f}"]
+
+
 def _coverage_lines(report: dict) -> list[str]:
   rows = []
   for side, coverage in report["coverage"].items():
@@ -66,6 +90,8 @@ def render(report: dict) -> str:
       f"{protocol['shots']} shots and {protocol['calibration']} calibration windows per draw; "
       f"negatives `{protocol['negatives']}`; target scaler fitted on `{protocol['scaler_fit']}` flows. "
       "Numbers are mean ± std over runs. Thresholds never see labels.",
+      "",
+      *_training_lines(protocol, report["data"]),
       "",
       "## Data",
       "",
@@ -95,13 +121,14 @@ def render(report: dict) -> str:
       row = [f"`{model}`"]
       for metric in ("auroc", "auprc", "mcc"):
         diff = entry[metric]
-        row.append(f"{diff['mean']:+.3f} ± {diff['std']:.3f} ({diff['ctal_vae_wins']}/{diff['n_runs']})")
+        losses = diff["n_runs"] - diff["ctal_vae_wins"] - diff["ties"]
+        row.append(f"{diff['mean']:+.3f} ± {diff['std']:.3f} ({diff['ctal_vae_wins']}/{diff['ties']}/{losses})")
       rows.append(row)
     lines += [
         "## Paired comparison with `ctal_vae`",
         "",
-        "Per-run difference `ctal_vae` minus the model, on the same draw and seed; in brackets, "
-        "the runs that `ctal_vae` wins.",
+        "Per-run difference `ctal_vae` minus the model, on the same draw and seed. In "
+        "parentheses, the runs that `ctal_vae` wins / ties / loses.",
         "",
         *_table(["model", "Δ AUROC", "Δ AUPRC", "Δ MCC"], rows),
         "",
@@ -129,19 +156,24 @@ def render(report: dict) -> str:
       "## Leakage audit",
       "",
       f"AUROC of each single target feature (window mean) on the evaluation set; rule: {leakage['rule']}. "
-      "A feature that separates the classes alone may reflect the testbed, not the traffic.",
+      "A feature that separates the classes alone may reflect the testbed, not the traffic. "
+      "An AUROC near 0 separates as well as one near 1 (the feature is lower on attacks), so "
+      "features are ranked by separation, max(AUROC, 1 − AUROC).",
       "",
   ]
-  if leakage["likely_leaks"]:
-    rows = [[f"`{name}`", f"{leakage['features'][name]:.3f}"] for name in leakage["likely_leaks"]]
-    lines += ["Likely leaks:", "", *_table(["feature", "AUROC"], rows), ""]
+  header = ["feature", "AUROC", "separation"]
+  leaks = leakage["likely_leaks"]
+  if leaks:
+    rows = [_feature_row(name, leakage["features"][name]) for name in leaks]
+    lines += ["Likely leaks:", "", *_table(header, rows), ""]
   else:
     lines += ["No feature passes the rule.", ""]
-  strongest = sorted(
-      ((name, value) for name, value in leakage["features"].items() if value == value),
+  others = sorted(
+      ((name, value) for name, value in leakage["features"].items() if value == value and name not in leaks),
       key=lambda item: -max(item[1], 1 - item[1]))[:10]
-  lines += ["Ten strongest single features:", "",
-            *_table(["feature", "AUROC"], [[f"`{n}`", f"{v:.3f}"] for n, v in strongest]), ""]
+  if others:
+    title = "Strongest other features:" if leaks else "Strongest features:"
+    lines += [title, "", *_table(header, [_feature_row(name, value) for name, value in others]), ""]
 
   if report["figures"]:
     lines += ["## Figures", ""]

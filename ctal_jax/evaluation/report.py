@@ -20,6 +20,8 @@ from ctal_jax.evaluation import thresholds
 PAIRED_METRICS = ("auroc", "auprc", "mcc")
 LEAK_AUROC = 0.95
 REFERENCE = "ctal_vae"
+# Epochs of the method's defaults; a run with fewer is reported as a trial.
+METHOD_EPOCHS = {"source": 100, "target": 200}
 
 
 def file_facts(path: str) -> dict:
@@ -126,6 +128,7 @@ def _paired(models: dict) -> dict:
           "std": float(np.nanstd(difference)),
           "runs": difference.tolist(),
           "ctal_vae_wins": int(np.sum(difference > 0)),
+          "ties": int(np.sum(difference == 0)),
           "n_runs": int(difference.size),
       }
   return paired
@@ -194,6 +197,11 @@ def build_report(config, experiment, states: dict, workdir: str) -> dict:
           "scaler_fit": config.target.scaler_fit, "threshold_rule": rule,
           "source_train_windows": int(experiment.split.train.size),
           "source_held_out_windows": int(experiment.split.held_out.size),
+          "source_epochs": config.source.epochs, "target_epochs": config.target.epochs,
+          "shorter_than_method": (config.source.epochs < METHOD_EPOCHS["source"]
+                                  or config.target.epochs < METHOD_EPOCHS["target"]),
+          "connection_type": config.target.connection_type,
+          "window": {key: config.window[key] for key in ("seq_len", "stride", "tail", "label_rule")},
       },
       "coverage": {"source": experiment.source.coverage, "target": experiment.target.coverage},
       "data": {
