@@ -4,8 +4,9 @@
 
 Prints the layout found, the rows read and the cleaning record, label counts, the
 features used and excluded (with the reason), receivers, windows per label and
-coverage at the given window settings. Exits 0 on valid input, and 2 with a
-one-line error on invalid input.
+coverage at the given window settings. A file without the label columns is
+summarised as unlabeled: it can be scored with `ctal_jax.score`, not trained on.
+Exits 0 on valid input, and 2 with a one-line error on invalid input.
 """
 
 import sys
@@ -33,8 +34,10 @@ def _percent(part: int, whole: int) -> str:
 def format_summary(domain: domain_lib.Domain) -> str:
   """Return a readable multi-line summary of a loaded, windowed domain."""
   layout, record, frame = domain.layout, domain.loaded.record, domain.loaded.frame
+  labeled = domain.loaded.labeled
   lines = [
-      f"Layout: {layout.name} ({layout.dataset}: {layout.description})",
+      f"Layout: {layout.name} ({layout.dataset}: {layout.description})"
+      + ("" if labeled else ", read without its label columns"),
       f"Files: {', '.join(record.files)}",
       f"Time column {layout.time!r} parsed as {record.time_format!r}; receiver column {layout.receiver!r}.",
       f"Rows: {record.rows_read} read, {record.rows_kept} kept.",
@@ -47,10 +50,15 @@ def format_summary(domain: domain_lib.Domain) -> str:
   if record.extra_columns:
     lines.append(f"  ignored columns outside the layout: {', '.join(record.extra_columns)}")
 
-  benign = int((frame["label"] == 0).sum())
-  lines.append(f"Labels: {benign} benign, {frame.height - benign} attack flows ({_percent(frame.height - benign, frame.height)} attack).")
-  for category, count in frame["category"].drop_nulls().value_counts(sort=True).iter_rows():
-    lines.append(f"  {category}: {count}")
+  if labeled:
+    benign = int((frame["label"] == 0).sum())
+    lines.append(f"Labels: {benign} benign, {frame.height - benign} attack flows ({_percent(frame.height - benign, frame.height)} attack).")
+    for category, count in frame["category"].drop_nulls().value_counts(sort=True).iter_rows():
+      lines.append(f"  {category}: {count}")
+  else:
+    lines.append(
+        f"Labels: none (no {' or '.join(repr(c) for c in layout.label_columns)} column). The file "
+        "can be scored with ctal_jax.score, but not trained or evaluated on.")
 
   lines.append(f"Features: {layout.n_features} inputs = {len(layout.features)} numeric + "
                f"{layout.protocol!r} one-hot over {[name for _, name in layout.protocols] + ['other']}.")
@@ -66,15 +74,23 @@ def format_summary(domain: domain_lib.Domain) -> str:
       f"{spec.seq_len} flows; {int((counts == 1).sum())} seen once."
   )
   attack_windows = int(domain.label.sum())
-  lines.append(
-      f"Windows (seq_len={spec.seq_len}, stride={spec.stride}, min_len={spec.min_len}, "
-      f"label_rule={spec.label_rule}): {domain.n_windows} = "
-      f"{domain.n_windows - attack_windows} benign + {attack_windows} attack."
-  )
+  settings = f"seq_len={spec.seq_len}, stride={spec.stride}, min_len={spec.min_len}"
+  if labeled:
+    lines.append(
+        f"Windows ({settings}, label_rule={spec.label_rule}): {domain.n_windows} = "
+        f"{domain.n_windows - attack_windows} benign + {attack_windows} attack.")
+  else:
+    lines.append(f"Windows ({settings}): {domain.n_windows}.")
+  if domain.n_windows == 0:
+    lines.append(
+        f"  no window: no receiver has {spec.shortest} flows, so training and scoring need "
+        "more flows per receiver (or a smaller --seq_len).")
   for name, count in zip(domain.category_names, domain.categories.sum(axis=0)):
     lines.append(f"  windows with {name}: {int(count)}")
   lines.append("Coverage (share that ends up in a window):")
   for key, share in domain.coverage.items():
+    if not labeled and ("benign" in key or "attack" in key):
+      continue
     lines.append(f"  {key.replace('_', ' ')}: {share['in_windows']} of {share['total']} ({_percent(share['in_windows'], share['total'])})")
   return "\n".join(lines)
 
@@ -91,6 +107,27 @@ def window_spec_from_flags() -> windows_lib.WindowSpec:
   )
 
 
+def load_labeled_or_not(paths: list[str], spec: windows_lib.WindowSpec) -> domain_lib.Domain:
+  """Load with labels, or without them when only the label columns are missing.
+
+  Raises the labeled load's error, which names every missing column, when the
+  files fail both ways.
+  """
+  connection_type = _CONNECTION_TYPE.value
+  try:
+    return domain_lib.load_domain(paths, spec, connection_type=connection_type)
+  except loading.DataError as labeled_error:
+    try:
+      loaded = loading.load(paths, connection_type=connection_type, labels=False)
+    except loading.DataError:
+      raise labeled_error from None
+    # Only a file that lacks label columns gets here; one with bad label values has
+    # every column and fails the labeled load for another reason.
+    if "missing columns" not in str(labeled_error):
+      raise labeled_error from None
+    return domain_lib.build_domain(loaded, spec)
+
+
 def main(argv):
   paths = argv[1:]
   if not paths:
@@ -98,7 +135,7 @@ def main(argv):
     return 2
   try:
     spec = window_spec_from_flags()
-    domain = domain_lib.load_domain(paths, spec, connection_type=_CONNECTION_TYPE.value)
+    domain = load_labeled_or_not(paths, spec)
   except (loading.DataError, ValueError) as error:
     print(f"error: {error}", file=sys.stderr)
     return 2

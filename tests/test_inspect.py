@@ -87,3 +87,25 @@ def test_inspect_unreadable_file(content, reason, tmp_path):
   assert len(error_lines) == 1, result.stderr
   assert reason in error_lines[0]
   assert "Traceback" not in result.stderr
+
+
+def test_inspect_unlabeled_file(real_target_rows, tmp_path):
+  path = tmp_path / "new_flows.csv"
+  real_target_rows.drop("Label", "Connection Type").write_csv(path)
+
+  result = run_inspect(path)
+  lines = result.stdout.splitlines()
+
+  assert result.returncode == 0, result.stderr
+  assert lines[0].endswith(", read without its label columns")
+  assert any(line.startswith("Labels: none (no 'Label' or 'Connection Type' column)") for line in lines)
+  assert "Windows (seq_len=30, stride=30, min_len=30): 252." in lines
+  coverage = lines[lines.index("Coverage (share that ends up in a window):") + 1:]
+  assert [line.split(":")[0] for line in coverage] == ["  flows", "  receivers"]
+
+
+def test_inspect_no_window_explained(wustl_head5_csv):
+  result = run_inspect(wustl_head5_csv)
+
+  assert result.returncode == 0, result.stderr
+  assert "  no window: no receiver has 30 flows" in result.stdout
