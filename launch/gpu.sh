@@ -9,13 +9,13 @@
 # PIP_ARGS adds arguments to it.
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
+repo="$(cd "$(dirname "$0")/.." && pwd)"
 PYTHON="${PYTHON:-python}"
 export PYTHON
 
 if [[ "${INSTALL:-1}" != "0" ]]; then
   # The `cuda` extra of pyproject.toml pulls jax[cuda12], CUDA libraries included.
-  "$PYTHON" -m pip install ${PIP_ARGS:-} -e '.[cuda]'
+  "$PYTHON" -m pip install ${PIP_ARGS:-} -e "$repo[cuda]"
 fi
 
 "$PYTHON" - <<'PY'
@@ -29,4 +29,4 @@ if backend != "gpu":
   sys.exit(f"error: JAX uses {backend}, not a GPU; check the NVIDIA driver and the jax[cuda12] install.")
 PY
 
-exec launch/run_configs.sh "$@"
+exec "$repo/launch/run_configs.sh" "$@"

@@ -17,12 +17,18 @@
 #   COMMON_ARGS  flags added to every run, e.g. the data paths:
 #                "--config.source.path=WUSTL.csv --config.target.path=ACI_FOLDER"
 #
+# Relative paths (RUNS, --file, data paths) are read from the folder the script runs
+# in. A relative config path that does not exist there is read from the repository
+# root, so configs/transfer.py works from any folder.
+#
 # A run that fails is logged and the next one starts; the script exits 1 at the end
 # when any run failed. Rerunning the same list resumes each workdir from its
 # checkpoints, because the run names depend only on the list.
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+# `python -m ctal_jax.main` finds the package in the checkout even when not installed.
+export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
 RUNS="${RUNS:-runs}"
 PYTHON="${PYTHON:-python}"
 COMMON_ARGS="${COMMON_ARGS:-}"
@@ -58,6 +64,9 @@ for entry in "${entries[@]}"; do
   index=$((index + 1))
   read -r -a words <<< "$entry"
   config="${words[0]}"
+  if [[ "$config" != /* && ! -f "${config%%:*}" && -f "$repo/${config%%:*}" ]]; then
+    config="$repo/$config"
+  fi
   overrides=("${words[@]:1}")
   read -r -a common <<< "$COMMON_ARGS"
 
@@ -78,7 +87,7 @@ for entry in "${entries[@]}"; do
   fi
 done
 
-"$PYTHON" launch/collect.py "$RUNS" --into="$RUNS/collected"
+"$PYTHON" "$repo/launch/collect.py" "$RUNS" --into="$RUNS/collected"
 
 if [[ ${#failed[@]} -gt 0 ]]; then
   echo "error: ${#failed[@]} of ${#entries[@]} runs failed: ${failed[*]}" >&2

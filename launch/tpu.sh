@@ -13,12 +13,12 @@
 # see launch/README.md for what the main job does with them today.
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
+repo="$(cd "$(dirname "$0")/.." && pwd)"
 PYTHON="${PYTHON:-python}"
 export PYTHON
 
 if [[ "${INSTALL:-1}" != "0" ]]; then
-  "$PYTHON" -m pip install ${PIP_ARGS:-} -e . 'jax[tpu]'
+  "$PYTHON" -m pip install ${PIP_ARGS:-} -e "$repo" 'jax[tpu]'
 fi
 
 "$PYTHON" - <<'PY'
@@ -32,4 +32,4 @@ if backend != "tpu":
   sys.exit(f"error: JAX uses {backend}, not a TPU; run this on a TPU VM with jax[tpu] installed.")
 PY
 
-exec launch/run_configs.sh "$@"
+exec "$repo/launch/run_configs.sh" "$@"
