@@ -144,6 +144,9 @@ def main(argv):
 
 
 def run():
+  # absl prints the __main__ module's docstring as --help; under the ctal-inspect
+  # script that module is the installer's wrapper, which has none.
+  sys.modules["__main__"].__doc__ = __doc__
   logging.set_verbosity(logging.WARNING)
   app.run(lambda argv: sys.exit(main(argv)))
 
