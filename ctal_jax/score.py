@@ -115,7 +115,7 @@ def check_model(checkpoint: Checkpoint, name: str):
         f"--model={name}: not in the checkpoint; models with parameters there: {', '.join(neural) or 'none'}.")
   if not variant.neural:
     raise ScoreError(
-        f"--model={name}: keeps no parameters in the checkpoint (the Isolation Forest is refitted "
+        f"--model={name}: has no parameters in the checkpoint (the Isolation Forest is refitted "
         f"per run); choose one of {', '.join(neural) or 'none'}.")
   return variant
 

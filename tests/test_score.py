@@ -207,7 +207,7 @@ def test_score_leaves_no_partial(calls):
     ("empty_file", "file is empty"),
     ("wrong_layout", "trained on target layout aci_iot_2023"),
     ("unknown_model", "--model=vae: not in the checkpoint"),
-    ("iforest", "--model=iforest: keeps no parameters"),
+    ("iforest", "--model=iforest: has no parameters in the checkpoint"),
     ("no_checkpoint", "no target checkpoint found"),
     ("run_out_of_range", "--run=1: out of range; the checkpoint has 1 runs"),
     ("too_few_windows", "20 flows"),

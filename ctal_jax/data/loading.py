@@ -357,7 +357,8 @@ def load(
   else:
     _check_same_columns(files, raw_frames)
     frames = [_no_labels(frame) for frame in raw_frames]
-  logging.info("Layout %s (%s); time format %r.", layout.name, layout.description, record.time_format)
+  logging.info("Layout %s (%s)%s; time format %r.", layout.name, layout.description,
+               "" if labels else ", read without its label columns", record.time_format)
 
   frame = pl.concat(frames, how="vertical")
   frame = _coerce_numeric(frame, layout, record)
