@@ -95,9 +95,10 @@ def evaluation_windows(n_windows: int, draws: list[Draw], extra: list[np.ndarray
 
 
 def check_evaluation_labels(labels: np.ndarray) -> None:
-  """Raise unless the evaluation windows hold both benign and attack windows.
+  """Raise unless the evaluation windows contain both benign and attack windows.
 
-  Labels only decide whether the metrics are defined; they choose nothing.
+  The labels here only decide whether the metrics are defined, and choose no window
+  or threshold.
   """
   attack = int(np.sum(labels == 1))
   benign = int(labels.size - attack)
