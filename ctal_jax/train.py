@@ -33,6 +33,10 @@ SCALER_FITS = ("unlabeled", "known_normal")
 def validate_config(config) -> list[variants_lib.Variant]:
   """Check the fields that have a fixed set of values; return the parsed models."""
   chosen = variants_lib.parse_models(config.models)
+  try:
+    steps.seeds_per_group(config.seeds_per_group, config.seeds)
+  except ValueError as error:
+    raise ValueError(f"config.{error}") from None
   if config.negatives not in steps.NEGATIVE_MODES:
     raise ValueError(f"config.negatives={config.negatives!r}; use one of {steps.NEGATIVE_MODES}.")
   if config.target.scaler_fit not in SCALER_FITS:

@@ -24,12 +24,14 @@ class TrainingError(RuntimeError):
   """Training diverged (a NaN or Inf loss); the message names model, seed, phase and step."""
 
 
-def make_chunk_fn(model: LstmVae, optimizer: optax.GradientTransformation, warmup_epochs: int) -> Callable:
+def make_chunk_fn(model: LstmVae, optimizer: optax.GradientTransformation, warmup_epochs: int,
+                  group_size: int = 2) -> Callable:
   """Return a jitted `chunk(states, data, epochs, keys, hyper) -> (states, metrics)`.
 
-  `states` and `keys` have a leading seed axis; `epochs` [K] are the epochs to run.
-  The KL weight of epoch e is `hyper.kl * kl_weight(e, warmup_epochs)`. Metrics are
-  per-epoch means, shaped [seeds, K].
+  `states` and `keys` have a leading seed axis, vmapped in groups of `group_size`
+  seeds (see `steps.vmap_seeds`); `epochs` [K] are the epochs to run. The KL weight
+  of epoch e is `hyper.kl * kl_weight(e, warmup_epochs)`. Metrics are per-epoch
+  means, shaped [seeds, K].
   """
   epoch_fn = steps.make_epoch_fn(model, optimizer)
 
@@ -41,7 +43,7 @@ def make_chunk_fn(model: LstmVae, optimizer: optax.GradientTransformation, warmu
 
     return jax.lax.scan(body, state, epochs)
 
-  return jax.jit(jax.vmap(chunk, in_axes=(0, None, None, 0, None)), donate_argnums=(0,))
+  return jax.jit(steps.vmap_seeds(chunk, group_size), donate_argnums=(0,))
 
 
 class MetricsWriter:

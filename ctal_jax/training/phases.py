@@ -122,7 +122,8 @@ def train_source(context: PhaseContext, data: dict, held_out: dict):
 
   batch_size = min(config.source.batch_size, data["x"].shape[0])
   states = loop.run_epochs(
-      loop.make_chunk_fn(model, optimizer, config.source.kl_warmup_epochs),
+      loop.make_chunk_fn(model, optimizer, config.source.kl_warmup_epochs,
+                         steps.seeds_per_group(config.seeds_per_group, config.seeds)),
       distributed.shard_seeds(states), data, distributed.shard_seeds(fold(context.keys, _SOURCE_TRAIN)),
       make_hyper(config, context.variant, "source", batch_size),
       first_epoch=first_epoch,
@@ -154,7 +155,9 @@ class TargetTrainer:
         example, config.target.learning_rate, config.target.weight_decay,
         rules=context.variant.target_rules)
     # The KL warm-up belongs to the source phase; the target phase uses the full weight.
-    self.chunk_fn = loop.make_chunk_fn(context.model, self.optimizer, warmup_epochs=0)
+    self.chunk_fn = loop.make_chunk_fn(
+        context.model, self.optimizer, warmup_epochs=0,
+        group_size=steps.seeds_per_group(config.seeds_per_group, config.seeds))
     # Built once, so that every draw reuses the compiled programs.
     self._init_params = jax.jit(lambda key: init_params(key, context.model, seq_len))
     self._init_states = jax.jit(jax.vmap(lambda p: steps.state_from_params(p, self.optimizer)))

@@ -209,17 +209,66 @@ def make_epoch_fn(model: LstmVae, optimizer: optax.GradientTransformation) -> Ca
   return epoch_fn
 
 
+# In axes of an epoch or chunk function (state, data, epoch, base_key, hyper) under a
+# vmap over seeds: state and key per seed, everything else shared.
+SEED_AXES = (0, None, None, 0, None)
+
+
+def seeds_per_group(configured: int, seeds: int) -> int:
+  """Return how many seeds one vmap covers: `configured`, or, for 0, a per-backend choice.
+
+  On CPU, 0 means 2: one vmap over many seeds turns every matrix product into a large
+  batched one, which XLA:CPU ran more slowly than a few small groups (see the
+  benchmark doc). On accelerators, 0 means every seed in one vmap.
+  """
+  if configured < 0:
+    raise ValueError(f"Invalid seeds_per_group {configured}; expected 0 (automatic) or a positive count.")
+  if configured:
+    return configured
+  return 2 if jax.default_backend() == "cpu" else max(seeds, 1)
+
+
+def vmap_seeds(fn: Callable, group_size: int) -> Callable:
+  """Vmap `fn` over the seed axis in groups of up to `group_size` seeds.
+
+  Each group is its own vmapped loop in one program, and the results are
+  concatenated along the seed axis, so they equal one vmap over all seeds up to
+  float rounding.
+  """
+  if group_size < 1:
+    raise ValueError(f"Invalid seeds_per_group {group_size}; expected at least 1.")
+  batched_fn = jax.vmap(fn, in_axes=SEED_AXES)
+
+  def grouped_fn(states, data, epoch, base_keys, hyper: Hyper):
+    n_seeds = base_keys.shape[0]
+    if n_seeds <= group_size:
+      return batched_fn(states, data, epoch, base_keys, hyper)
+    outputs = []
+    for start in range(0, n_seeds, group_size):
+      group = slice(start, start + group_size)
+      group_states = jax.tree.map(lambda leaf: leaf[group], states)
+      outputs.append(batched_fn(group_states, data, epoch, base_keys[group], hyper))
+    return jax.tree.map(lambda *leaves: jnp.concatenate(leaves), *outputs)
+
+  return grouped_fn
+
+
 def jit_epoch_fn(
-    model: LstmVae, optimizer: optax.GradientTransformation, *, over_seeds: bool = False
+    model: LstmVae,
+    optimizer: optax.GradientTransformation,
+    *,
+    over_seeds: bool = False,
+    group_size: int = 2,
 ) -> Callable:
   """Return the jitted `epoch_fn`, which donates the state it is given.
 
   With `over_seeds`, state and base_key have a leading seed axis while data, epoch
-  and hyper are shared by every seed.
+  and hyper are shared by every seed. The seeds are vmapped in groups of
+  `group_size` (see `vmap_seeds`).
   """
   epoch_fn = make_epoch_fn(model, optimizer)
   if over_seeds:
-    epoch_fn = jax.vmap(epoch_fn, in_axes=(0, None, None, 0, None))
+    epoch_fn = vmap_seeds(epoch_fn, group_size)
   return jax.jit(epoch_fn, donate_argnums=(0,))
 
 
