@@ -54,6 +54,10 @@ def validate_config(config) -> list[variants_lib.Variant]:
 
 def window_spec(config) -> windows_lib.WindowSpec:
   window = config.window
+  if window.stride < window.seq_len:
+    logging.warning(
+        "config.window.stride=%d < seq_len=%d: windows of one receiver overlap, so evaluation "
+        "windows can share flows with the shots and calibration windows.", window.stride, window.seq_len)
   return windows_lib.WindowSpec(
       seq_len=window.seq_len, stride=window.stride, min_len=window.min_len,
       tail=window.tail, label_rule=window.label_rule)

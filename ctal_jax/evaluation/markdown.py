@@ -47,12 +47,14 @@ def _data_lines(report: dict) -> list[str]:
   return lines
 
 
-def _training_lines(protocol: dict, data: dict) -> list[str]:
+def training_lines(protocol: dict, data: dict) -> list[str]:
   window = protocol["window"]
   lines = [
       f"Training: {protocol['source_epochs']} source and {protocol['target_epochs']} target epochs; "
       f"windows of {window['seq_len']} flows per receiver, stride {window['stride']}, tail "
-      f"`{window['tail']}`, label rule `{window['label_rule']}`."]
+      f"`{window['tail']}`, label rule `{window['label_rule']}`."
+      + (" Windows of one receiver overlap, so evaluation windows can share flows with the "
+         "shots and calibration windows." if window["stride"] < window["seq_len"] else "")]
   if protocol["connection_type"]:
     dropped = data["target"]["cleaning"]["rows_dropped"]
     removed = sum(count for reason, count in dropped.items() if "Connection Type" in reason)
@@ -91,7 +93,7 @@ def render(report: dict) -> str:
       f"negatives `{protocol['negatives']}`; target scaler fitted on `{protocol['scaler_fit']}` flows. "
       "Numbers are mean ± std over runs. Thresholds never see labels.",
       "",
-      *_training_lines(protocol, report["data"]),
+      *training_lines(protocol, report["data"]),
       "",
       "## Data",
       "",
