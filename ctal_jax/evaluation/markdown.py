@@ -65,7 +65,7 @@ def training_lines(protocol: dict, data: dict) -> list[str]:
     lines.append(
         "**Trial run**: fewer epochs than the method's defaults (100 source, 200 target), so "
         "these numbers are not a result.")
-  # One paragraph each.
+  # Blank lines make each entry its own Markdown paragraph.
   return [part for line in lines for part in (line, "")][:-1]
 
 
