@@ -12,9 +12,10 @@ or on downloaded files (a CSV file or a folder of them, any supported layout):
 Variants: `configs/transfer.py:smoke` (a short run, 2 draws x 2 seeds) and
 `configs/transfer.py:paper` (the defaults, on the wireless rows of ACI-IoT-2023).
 
-The workdir receives config.json, metrics.jsonl, report.json, report.md, figures/
-and Orbax checkpoints under checkpoints/source and checkpoints/target. A second run
-in the same workdir resumes from them, and rejects a different config.
+The workdir receives config.json, input_files.json (path, size and SHA-256 of each
+input file), metrics.jsonl, report.json, report.md, figures/ and Orbax checkpoints
+under checkpoints/source and checkpoints/target. A second run in the same workdir
+resumes from them, and rejects a different config or changed input files.
 """
 
 from ml_collections import config_dict

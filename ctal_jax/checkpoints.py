@@ -89,6 +89,33 @@ def guard_workdir(workdir: str, config_dict: dict) -> bool:
   return False
 
 
+def guard_input_files(workdir: str, files: dict, resumed: bool) -> None:
+  """Write `input_files.json`, or check that a resumed run reads the same files.
+
+  `files` maps each side (source, target) to its files' path, size and SHA-256. The
+  config hash cannot see a file replaced at the same path, or example data that a
+  newer version generates differently, so a resumed run compares the digests.
+
+  Raises:
+    ResumeError: a resumed run's input files differ from those it started with.
+  """
+  path = os.path.join(workdir, "input_files.json")
+  if resumed and os.path.exists(path):
+    with open(path) as handle:
+      saved = json.load(handle)
+    for side in sorted(set(saved) | set(files)):
+      before = [(f["path"], f["sha256"]) for f in saved.get(side, [])]
+      now = [(f["path"], f["sha256"]) for f in files.get(side, [])]
+      if before != now:
+        changed = sorted(set(before) ^ set(now))
+        raise ResumeError(
+            f"{workdir}: the {side} input files differ from those its checkpoints were trained "
+            f"on (first difference: {changed[0][0]}, sha256 {changed[0][1][:12]}). Use a new "
+            "--workdir, or restore the original files to resume.")
+    return
+  write_json_atomic(path, files)
+
+
 def write_json_atomic(path: str, data) -> None:
   """Write JSON to `path` through a temporary file, so readers never see half a file."""
   partial = path + ".partial"

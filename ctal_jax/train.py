@@ -2,8 +2,8 @@
 
 `train_and_evaluate(config, workdir)` loads both domains, draws the protocol's
 windows, trains every requested model over all seeds at once, scores the shared
-evaluation set, and writes config.json, metrics.jsonl, checkpoints, report.json,
-report.md and figures into the workdir. Labels reach only the metrics and the
+evaluation set, and writes config.json, input_files.json, metrics.jsonl,
+checkpoints, report.json, report.md and figures into the workdir. Labels reach only the metrics and the
 known-normal choice of training and calibration windows.
 """
 
@@ -88,6 +88,10 @@ class Experiment:
     self.source = domain_lib.load_domain(source_path, spec)
     self.target = domain_lib.load_domain(
         target_path, spec, connection_type=config.target.connection_type)
+    # Path, size and SHA-256 of every input file, for the report and the resume check.
+    self.input_files = {
+        side: [report_lib.file_facts(path) for path in domain.loaded.record.files]
+        for side, domain in (("source", self.source), ("target", self.target))}
 
     # Protocol: which windows each phase may see.
     self.split = protocol.split_source(self.source.label, config.source.split, config.seed)
@@ -275,6 +279,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
       "calibration windows; %d evaluation windows (%d attack).",
       experiment.split.train.size, experiment.split.held_out.size, len(experiment.draws),
       config.shots, config.calibration, experiment.evaluation.size, int(experiment.eval_labels.sum()))
+
+  checkpoints.guard_input_files(workdir, experiment.input_files, resumed)
 
   # Earlier progress of this run.
   manager = checkpoints.target_manager(workdir)

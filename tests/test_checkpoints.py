@@ -217,3 +217,40 @@ def test_restore_state_partial_subset(tmp_path):
   restored = checkpoints.restore_state(checkpoints.target_manager(str(tmp_path)), 1, subset, partial=True)
   assert set(restored) == {"params"}
   assert_trees_identical(restored, {"params": state["params"]})
+
+
+# Input files of a resumed run.
+
+
+def input_files(sha: str) -> dict:
+  return {"source": [{"path": "/data/wustl.csv", "size": 10, "sha256": "a" * 64}],
+          "target": [{"path": "/data/aci.csv", "size": 20, "sha256": sha * 64}]}
+
+
+def test_input_files_written_on_fresh_start(tmp_path):
+  checkpoints.guard_input_files(str(tmp_path), input_files("b"), resumed=False)
+
+  assert json.loads((tmp_path / "input_files.json").read_text()) == input_files("b")
+
+
+def test_input_files_same_resume(tmp_path):
+  checkpoints.guard_input_files(str(tmp_path), input_files("b"), resumed=False)
+  checkpoints.guard_input_files(str(tmp_path), input_files("b"), resumed=True)
+
+  assert json.loads((tmp_path / "input_files.json").read_text()) == input_files("b")
+
+
+def test_input_files_changed_rejected(tmp_path):
+  checkpoints.guard_input_files(str(tmp_path), input_files("b"), resumed=False)
+
+  with pytest.raises(checkpoints.ResumeError, match="the target input files differ") as raised:
+    checkpoints.guard_input_files(str(tmp_path), input_files("c"), resumed=True)
+  assert "/data/aci.csv" in str(raised.value)
+  assert "new --workdir" in str(raised.value)
+
+
+def test_input_files_fresh_start_replaces(tmp_path):
+  checkpoints.guard_input_files(str(tmp_path), input_files("b"), resumed=False)
+  checkpoints.guard_input_files(str(tmp_path), input_files("c"), resumed=False)
+
+  assert json.loads((tmp_path / "input_files.json").read_text()) == input_files("c")

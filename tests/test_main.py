@@ -1093,3 +1093,25 @@ def test_no_attack_windows_rejected(environment, real_data_args, tmp_path):
   assert len(lines) == 1, result.stderr
   assert re.search(r"evaluation set has \d+ benign and 0 attack windows", lines[0]), lines[0]
   assert not (tmp_path / "run" / "report.md").exists()
+
+
+@pytest.mark.slow
+def test_rerun_changed_input_rejected(environment, real_source_csv, real_target_rows, tmp_path):
+  target = tmp_path / "target.csv"
+  real_target_rows.write_csv(target)
+  args = (SMOKE, *data_args(real_source_csv, target), *ONE_SEED, "--config.draws=1",
+          "--config.source.epochs=1", "--config.target.epochs=2")
+  first = run_main(environment, tmp_path / "run", *args)
+  assert_succeeded(first)
+  saved = json.loads((tmp_path / "run" / "input_files.json").read_text())
+  assert saved["target"][0]["sha256"] == sha256_of(target)
+
+  # The same path now holds other rows; the config, and so its hash, is unchanged.
+  real_target_rows.head(-1).write_csv(target)
+  second = run_main(environment, tmp_path / "run", *args)
+
+  assert second.returncode == 2, second.stderr[-3000:]
+  lines = second.error_lines()
+  assert len(lines) == 1, second.stderr
+  assert "the target input files differ from those its checkpoints were trained on" in lines[0]
+  assert str(target) in lines[0]

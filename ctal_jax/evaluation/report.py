@@ -64,11 +64,11 @@ def environment() -> dict:
   }
 
 
-def _domain_data(domain) -> dict:
+def _domain_data(domain, files: list[dict]) -> dict:
   frame = domain.loaded.frame
   attack_flows = int(frame["label"].sum())
   return {
-      "files": [file_facts(path) for path in domain.loaded.record.files],
+      "files": files,
       "layout": domain.layout.name,
       "cleaning": domain.loaded.record.to_dict(),
       "flows": frame.height,
@@ -206,8 +206,8 @@ def build_report(config, experiment, states: dict, workdir: str) -> dict:
       "coverage": {"source": experiment.source.coverage, "target": experiment.target.coverage},
       "data": {
           "example_data": experiment.is_example,
-          "source": _domain_data(experiment.source),
-          "target": _domain_data(experiment.target),
+          "source": _domain_data(experiment.source, experiment.input_files["source"]),
+          "target": _domain_data(experiment.target, experiment.input_files["target"]),
           "evaluation": {
               "windows": int(labels.size),
               "attack_windows": eval_attacks,
