@@ -882,6 +882,8 @@ def test_unknown_model_rejected(environment, real_data_args, tmp_path):
     (("--config=configs/absent.py",), "No such file or directory: 'configs/absent.py'"),
     (("--config.seeds=abc",), "flag --config.seeds=abc: invalid literal for int()"),
     (("--workdirr=x",), "Unknown command line flag 'workdirr'"),
+    (("--config.window.tail=fixed",), "config.window: tail must be 'drop' or 'pad', got 'fixed'."),
+    (("--config.seeds_per_group=-1",), "config.seeds_per_group=-1 is invalid; use 0"),
 ])
 def test_command_line_error_one_line(environment, tmp_path, args, expected):
   workdir = tmp_path / "run"
