@@ -480,11 +480,16 @@ def test_paired_differences_per_run(smoke_run):
       assert entry[metric]["n_runs"] == 4, (name, metric)
 
 
+def report_section(run: Run, title: str) -> str:
+  """Return the text of report.md from the `## title` heading to the next heading."""
+  text = (run.workdir / "report.md").read_text()
+  return text.split(f"## {title}")[1].split("\n## ")[0]
+
+
 @pytest.mark.slow
 def test_report_md_paired_counts(smoke_run):
   assert_succeeded(smoke_run)
-  text = (smoke_run.workdir / "report.md").read_text()
-  section = text.split("## Paired comparison")[1].split("## ")[0]
+  section = report_section(smoke_run, "Paired comparison")
 
   for name, entry in smoke_run.report["paired"].items():
     row = next(line for line in section.splitlines() if line.startswith(f"| `{name}` |"))
@@ -618,8 +623,7 @@ def test_report_md_headline_tables(smoke_run):
 @pytest.mark.slow
 def test_report_md_coverage(smoke_run):
   assert_succeeded(smoke_run)
-  text = (smoke_run.workdir / "report.md").read_text()
-  section = text.split("## Coverage")[1].split("## Detection")[0]
+  section = report_section(smoke_run, "Coverage")
 
   for side, entries in smoke_run.report["coverage"].items():
     for key, share in entries.items():
