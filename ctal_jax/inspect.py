@@ -108,24 +108,10 @@ def window_spec_from_flags() -> windows_lib.WindowSpec:
 
 
 def load_labeled_or_not(paths: list[str], spec: windows_lib.WindowSpec) -> domain_lib.Domain:
-  """Load with labels, or without them when only the label columns are missing.
-
-  Raises the labeled load's error, which names every missing column, when the
-  files fail both ways.
-  """
-  connection_type = _CONNECTION_TYPE.value
-  try:
-    return domain_lib.load_domain(paths, spec, connection_type=connection_type)
-  except loading.DataError as labeled_error:
-    try:
-      loaded = loading.load(paths, connection_type=connection_type, labels=False)
-    except loading.DataError:
-      raise labeled_error from None
-    # Only a file that lacks label columns gets here; one with bad label values has
-    # every column and fails the labeled load for another reason.
-    if "missing columns" not in str(labeled_error):
-      raise labeled_error from None
-    return domain_lib.build_domain(loaded, spec)
+  """Load with labels when the files have the label columns, else without them."""
+  loaded = loading.load(
+      paths, connection_type=_CONNECTION_TYPE.value, labels=loading.has_labels(paths))
+  return domain_lib.build_domain(loaded, spec)
 
 
 def main(argv):

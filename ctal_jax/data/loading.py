@@ -143,7 +143,8 @@ def match_layouts(path: str, names: Sequence[str], labels: bool = True) -> list[
   if matches:
     return matches
 
-  closest = max(layouts_lib.LAYOUTS, key=lambda layout: len(set(required[layout.name]) & present))
+  # Label columns count towards the closest layout even when they are optional.
+  closest = max(layouts_lib.LAYOUTS, key=lambda layout: len(set(layout.columns) & present))
   missing = [column for column in required[closest.name] if column not in present]
   shown = ", ".join(missing[:12]) + (f" and {len(missing) - 12} more" if len(missing) > 12 else "")
   raise DataError(
@@ -151,6 +152,19 @@ def match_layouts(path: str, names: Sequence[str], labels: bool = True) -> list[
       f"which needs the missing columns {shown}. Supported layouts: "
       f"{', '.join(layout.name for layout in layouts_lib.LAYOUTS)}."
   )
+
+
+def has_labels(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> bool:
+  """Return True when every file's header has all columns of a layout, labels included.
+
+  Files that fail this may still load with `labels=False`.
+  """
+  for path in expand_paths(paths):
+    try:
+      match_layouts(path, read_header(path), labels=True)
+    except DataError:
+      return False
+  return True
 
 
 def _scan(path: str, names: Sequence[str], needed: Sequence[str]) -> pl.LazyFrame:
