@@ -25,13 +25,14 @@ def _quiet_libraries(record) -> bool:
 
 def _flag_error_message(error: Exception) -> str:
   """Return one line for a command-line error of absl or ml_collections."""
-  lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+  text = str(error)
   if isinstance(error, AttributeError):
     # ml_collections reports an unknown override as an AttributeError around a
     # KeyError, whose text is the field name in quotes and maybe a suggestion.
     inner = error.args[0] if error.args else error
-    text = inner.args[0] if isinstance(inner, KeyError) and inner.args else str(inner)
-    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    text = str(inner.args[0] if isinstance(inner, KeyError) and inner.args else inner)
+  lines = [line.strip() for line in text.splitlines() if line.strip()]
+  if isinstance(error, AttributeError):
     name = lines[0].strip("'\"") if lines else "?"
     hint = f" {' '.join(lines[1:])}" if len(lines) > 1 else ""
     return (f"unknown config field {name!r} in a --config. override.{hint} "

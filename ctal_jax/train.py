@@ -33,11 +33,12 @@ SCALER_FITS = ("unlabeled", "known_normal")
 def validate_config(config) -> list[variants_lib.Variant]:
   """Check the fields that have a fixed set of values; return the parsed models."""
   chosen = variants_lib.parse_models(config.models)
-  window_spec(config)
-  if config.seeds_per_group < 0:
-    raise ValueError(
-        f"config.seeds_per_group={config.seeds_per_group} is invalid; use 0 (2 seeds per vmap on "
-        "CPU, all seeds on GPU and TPU) or a positive count.")
+  window = window_spec(config)
+  if window.stride < window.seq_len:
+    logging.warning(
+        "config.window.stride=%d < seq_len=%d: windows of one receiver overlap, so evaluation "
+        "windows can share flows with the shots and calibration windows.", window.stride, window.seq_len)
+  steps.seeds_per_group(config.seeds_per_group, config.seeds)
   if config.negatives not in steps.NEGATIVE_MODES:
     raise ValueError(f"config.negatives={config.negatives!r}; use one of {steps.NEGATIVE_MODES}.")
   if config.target.scaler_fit not in SCALER_FITS:
@@ -55,10 +56,6 @@ def validate_config(config) -> list[variants_lib.Variant]:
 
 def window_spec(config) -> windows_lib.WindowSpec:
   window = config.window
-  if window.stride < window.seq_len:
-    logging.warning(
-        "config.window.stride=%d < seq_len=%d: windows of one receiver overlap, so evaluation "
-        "windows can share flows with the shots and calibration windows.", window.stride, window.seq_len)
   try:
     return windows_lib.WindowSpec(
         seq_len=window.seq_len, stride=window.stride, min_len=window.min_len,

@@ -115,6 +115,23 @@ def test_seed_groups_match_single_runs(model, optimizer, data, epoch_fn):
       model, optimizer, data, epoch_fn, grouped_fn, n_seeds=3, key=4, atol=1e-5)
 
 
+def test_vmap_seeds_traces_each_group():
+  traces = []
+
+  def fn(state, data, epoch, key, hyper):
+    del key, hyper
+    traces.append(epoch)
+    return state * data
+
+  grouped_fn = steps.vmap_seeds(fn, group_size=2)
+  states = jnp.arange(5.0)
+  result = grouped_fn(states, 3.0, 0, jnp.arange(5), None)
+
+  # Five seeds in groups of two: three vmapped calls, each tracing `fn` once.
+  assert len(traces) == 3
+  np.testing.assert_array_equal(result, states * 3.0)
+
+
 def test_invalid_group_size_raises(model, optimizer):
   with pytest.raises(ValueError, match="seeds_per_group 0"):
     steps.jit_epoch_fn(model, optimizer, over_seeds=True, group_size=0)
@@ -124,7 +141,7 @@ def test_seeds_per_group_choice():
   assert steps.seeds_per_group(3, seeds=8) == 3
   expected = 2 if jax.default_backend() == "cpu" else 8
   assert steps.seeds_per_group(0, seeds=8) == expected
-  with pytest.raises(ValueError, match="seeds_per_group -1"):
+  with pytest.raises(ValueError, match="seeds_per_group=-1 is invalid"):
     steps.seeds_per_group(-1, seeds=8)
 
 

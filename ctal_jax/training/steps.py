@@ -222,7 +222,9 @@ def seeds_per_group(configured: int, seeds: int) -> int:
   benchmark doc). On accelerators, 0 means every seed in one vmap.
   """
   if configured < 0:
-    raise ValueError(f"Invalid seeds_per_group {configured}; expected 0 (automatic) or a positive count.")
+    raise ValueError(
+        f"config.seeds_per_group={configured} is invalid; use 0 (2 seeds per vmap on CPU, all "
+        "seeds on GPU and TPU) or a positive count.")
   if configured:
     return configured
   return 2 if jax.default_backend() == "cpu" else max(seeds, 1)
