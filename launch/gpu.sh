@@ -18,15 +18,6 @@ if [[ "${INSTALL:-1}" != "0" ]]; then
   "$PYTHON" -m pip install ${PIP_ARGS:-} -e "$repo[cuda]"
 fi
 
-"$PYTHON" - <<'PY'
-import sys
-
-import jax
-
-backend = jax.default_backend()
-print(f"JAX {jax.__version__}: backend {backend}, devices {jax.devices()}")
-if backend != "gpu":
-  sys.exit(f"error: JAX uses {backend}, not a GPU; check the NVIDIA driver and the jax[cuda12] install.")
-PY
+"$PYTHON" "$repo/launch/check_backend.py" gpu "check the NVIDIA driver and the jax[cuda12] install."
 
 exec "$repo/launch/run_configs.sh" "$@"

@@ -21,15 +21,6 @@ if [[ "${INSTALL:-1}" != "0" ]]; then
   "$PYTHON" -m pip install ${PIP_ARGS:-} -e "$repo" 'jax[tpu]'
 fi
 
-"$PYTHON" - <<'PY'
-import sys
-
-import jax
-
-backend = jax.default_backend()
-print(f"JAX {jax.__version__}: backend {backend}, devices {jax.devices()}")
-if backend != "tpu":
-  sys.exit(f"error: JAX uses {backend}, not a TPU; run this on a TPU VM with jax[tpu] installed.")
-PY
+"$PYTHON" "$repo/launch/check_backend.py" tpu "run this on a TPU VM with jax[tpu] installed."
 
 exec "$repo/launch/run_configs.sh" "$@"

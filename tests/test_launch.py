@@ -67,3 +67,25 @@ def test_launch_missing_list_named(tmp_path):
 
   assert result.returncode == 2
   assert result.stderr.strip() == "error: config list absent.txt not found."
+
+
+@pytest.mark.parametrize("script, backend", [("gpu.sh", "gpu"), ("tpu.sh", "tpu")])
+def test_accelerator_script_stops_on_cpu(script, backend, tmp_path):
+  environment = dict(os.environ, PYTHON=sys.executable, INSTALL="0", JAX_PLATFORMS="cpu")
+  result = subprocess.run(
+      [str(REPO_ROOT / "launch" / script), "configs/transfer.py:smoke"],
+      cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=120)
+
+  assert result.returncode == 1, result.stderr[-3000:]
+  assert result.stdout.startswith("JAX ")
+  assert f"error: JAX uses cpu, not {backend};" in result.stderr
+  assert not (tmp_path / "runs").exists()
+
+
+def test_check_backend_passes_on_match():
+  result = subprocess.run(
+      [sys.executable, str(REPO_ROOT / "launch" / "check_backend.py"), "cpu", "unused hint"],
+      env=dict(os.environ, JAX_PLATFORMS="cpu"), capture_output=True, text=True, timeout=120)
+
+  assert result.returncode == 0, result.stderr
+  assert "backend cpu" in result.stdout
