@@ -3,8 +3,8 @@
 `train_and_evaluate(config, workdir)` loads both domains, draws the protocol's
 windows, trains every requested model over all seeds at once, scores the shared
 evaluation set, and writes config.json, input_files.json, metrics.jsonl,
-checkpoints, report.json, report.md and figures into the workdir. Labels reach only the metrics and the
-known-normal choice of training and calibration windows.
+checkpoints, report.json, report.md and figures into the workdir. Labels reach only
+the metrics and the known-normal choice of training and calibration windows.
 """
 
 import os

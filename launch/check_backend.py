@@ -3,7 +3,7 @@
     python launch/check_backend.py BACKEND HINT
 
 BACKEND is what `jax.default_backend()` must return (gpu, tpu or cpu). HINT is
-appended to the error and says what to check. The line printed first names the
+appended to the error and tells the user what to check. The line printed first names the
 JAX version, the backend and the devices.
 """
 

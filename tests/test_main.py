@@ -1112,7 +1112,7 @@ def test_rerun_changed_input_rejected(environment, real_source_csv, real_target_
   saved = json.loads((tmp_path / "run" / "input_files.json").read_text())
   assert saved["target"][0]["sha256"] == sha256_of(target)
 
-  # The same path now holds other rows; the config, and so its hash, is unchanged.
+  # The same path now contains other rows, while the config, and so its hash, is unchanged.
   real_target_rows.head(-1).write_csv(target)
   second = run_main(environment, tmp_path / "run", *args)
 
